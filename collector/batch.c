@@ -1,0 +1,77 @@
+/*
+ * Batches: a decoded request and the arena that owns it, reference counted so a fan-out can
+ * share one batch among read-only consumers.
+ */
+#include "th/batch.h"
+
+th_batch_t *th_batch_create(th_arena_t *arena, th_otlp_request_t *req)
+{
+    /* The batch lives in its own arena, so freeing the arena frees the batch too. */
+    th_batch_t *b = th_arena_calloc(arena, 1, sizeof(*b));
+    if (!b) {
+        return NULL;
+    }
+    b->arena = arena;
+    b->req = req;
+    b->span_count = th_otlp_request_span_count(req);
+    b->refs = 1;
+    b->received_ns = th_now_unix_ns();
+    return b;
+}
+
+void th_batch_retain(th_batch_t *b)
+{
+    __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+}
+
+void th_batch_release(th_batch_t *b)
+{
+    if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        th_arena_destroy(b->arena);
+    }
+}
+
+int th_batch_clone(const th_batch_t *b, th_batch_t **out)
+{
+    /* Pack and unpack: protobuf-c's own deep copy, and the copy lands in one new arena. */
+    size_t len = protobuf_c_message_get_packed_size(&b->req->base);
+    int ret = TH_ENOMEM;
+    th_arena_t *arena = th_arena_create(len * 4 + 4096, 0);
+    uint8_t *buf = th_malloc(len ? len : 1);
+    if (!arena || !buf) {
+        goto fail;
+    }
+    protobuf_c_message_pack(&b->req->base, buf);
+    ProtobufCAllocator alloc;
+    th_arena_pbc_allocator(arena, &alloc);
+    th_otlp_request_t *req =
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(&alloc,
+                                                                                         len, buf);
+    if (!req) {
+        goto fail;
+    }
+    th_batch_t *copy = th_batch_create(arena, req);
+    if (!copy) {
+        goto fail;
+    }
+    copy->received_ns = b->received_ns;
+    th_free(buf);
+    *out = copy;
+    return 0;
+fail:
+    th_free(buf);
+    th_arena_destroy(arena);
+    return ret;
+}
+
+size_t th_otlp_request_span_count(const th_otlp_request_t *req)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < req->n_resource_spans; i++) {
+        const th_otlp_resource_spans_t *rs = req->resource_spans[i];
+        for (size_t j = 0; j < rs->n_scope_spans; j++) {
+            n += rs->scope_spans[j]->n_spans;
+        }
+    }
+    return n;
+}
