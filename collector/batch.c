@@ -4,6 +4,83 @@
  */
 #include "th/batch.h"
 
+th_ack_t *th_ack_create(void (*on_settled)(th_ack_t *ack, int result), void *data)
+{
+    th_ack_t *ack = th_calloc(1, sizeof(*ack));
+    if (ack) {
+        ack->refs = 1;
+        ack->on_settled = on_settled;
+        ack->data = data;
+    }
+    return ack;
+}
+
+void th_ack_retain(th_ack_t *ack)
+{
+    __atomic_add_fetch(&ack->refs, 1, __ATOMIC_RELAXED);
+}
+
+void th_ack_settle(th_ack_t *ack, int result)
+{
+    if (result < 0) {
+        int expected = 0;
+        __atomic_compare_exchange_n(&ack->result, &expected, result, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE);
+    }
+    if (__atomic_sub_fetch(&ack->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        int final = __atomic_load_n(&ack->result, __ATOMIC_ACQUIRE);
+        if (ack->on_settled) {
+            ack->on_settled(ack, final);
+        }
+        th_free(ack);
+    }
+}
+
+int th_batch_add_ack(th_batch_t *b, th_ack_t *ack)
+{
+    if (b->n_acks == b->cap_acks) {
+        size_t cap = b->cap_acks ? b->cap_acks * 2 : 4;
+        th_ack_t **v = th_arena_alloc(b->arena, cap * sizeof(*v));
+        if (!v) {
+            return TH_ENOMEM;
+        }
+        for (size_t i = 0; i < b->n_acks; i++) {
+            v[i] = b->acks[i];
+        }
+        b->acks = v;
+        b->cap_acks = cap;
+    }
+    th_ack_retain(ack);
+    b->acks[b->n_acks++] = ack;
+    return 0;
+}
+
+int th_batch_add_acks_of(th_batch_t *b, const th_batch_t *from)
+{
+    for (size_t i = 0; i < from->n_acks; i++) {
+        int ret = th_batch_add_ack(b, from->acks[i]);
+        if (ret != 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+void th_batch_fail(th_batch_t *b, int err)
+{
+    if (err < 0 && b->result == 0) {
+        b->result = err;
+    }
+}
+
+void th_batch_settle_acks(th_batch_t *b, int result)
+{
+    for (size_t i = 0; i < b->n_acks; i++) {
+        th_ack_settle(b->acks[i], result);
+    }
+    b->n_acks = 0;
+}
+
 th_batch_t *th_batch_create(th_arena_t *arena, th_otlp_request_t *req)
 {
     /* The batch lives in its own arena, so freeing the arena frees the batch too. */
@@ -27,6 +104,7 @@ void th_batch_retain(th_batch_t *b)
 void th_batch_release(th_batch_t *b)
 {
     if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        th_batch_settle_acks(b, b->result);
         th_arena_destroy(b->arena);
     }
 }
@@ -55,6 +133,12 @@ int th_batch_clone(const th_batch_t *b, th_batch_t **out)
         goto fail;
     }
     copy->received_ns = b->received_ns;
+    if (th_batch_add_acks_of(copy, b) != 0) {
+        copy->n_acks = 0; /* the arena goes below; nothing retained must leak */
+        th_arena_destroy(arena);
+        arena = NULL;
+        goto fail;
+    }
     th_free(buf);
     *out = copy;
     return 0;

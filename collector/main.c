@@ -1,10 +1,169 @@
-/* Placeholder main while the collector library takes shape. */
+/*
+ * tracehouse: the command line. Thin on purpose: it reads a config (or the embedded
+ * default), then hands it to the collector library.
+ */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "th/common.h"
+#include "th/collector.h"
+#include "th/help.h"
+#include "th/log.h"
 
-int main(void)
+static void usage(FILE *out)
 {
-    printf("tracehouse %s\n", TH_VERSION);
+    fprintf(out, "Usage:\n"
+                 "  tracehouse [--config FILE]            run (without --config: the embedded "
+                 "default)\n"
+                 "  tracehouse validate --config FILE     check a config and exit\n"
+                 "  tracehouse print-default-config       print the embedded default config\n"
+                 "  tracehouse help TYPE                  the config keys of a component type\n"
+                 "  tracehouse docs                       every component's keys, as Markdown\n"
+                 "  tracehouse --version | --help\n"
+                 "\n"
+                 "The config is the OpenTelemetry Collector's YAML format; ${env:VAR}, ${VAR},\n"
+                 "${env:VAR:-default} and $$ are expanded.\n\n");
+    th_help_components(out);
+}
+
+/* Find --config FILE or --config=FILE; more than one is refused (no merging yet). */
+static int config_arg(int argc, char **argv, int from, const char **path)
+{
+    *path = NULL;
+    for (int i = from; i < argc; i++) {
+        const char *v = NULL;
+        if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "tracehouse: --config needs a file name\n");
+                return -1;
+            }
+            v = argv[++i];
+        } else if (!strncmp(argv[i], "--config=", 9)) {
+            v = argv[i] + 9;
+        } else {
+            fprintf(stderr, "tracehouse: unknown argument \"%s\" (see tracehouse --help)\n",
+                    argv[i]);
+            return -1;
+        }
+        if (*path) {
+            fprintf(stderr, "tracehouse: only one --config is supported\n");
+            return -1;
+        }
+        if (!strncmp(v, "file:", 5)) {
+            v += 5;
+        }
+        *path = v;
+    }
     return 0;
+}
+
+static int load(const char *path, th_config_t **cfg)
+{
+    char err[1024];
+    int ret;
+    if (path) {
+        ret = th_config_load_file(path, cfg, err, sizeof(err));
+    } else {
+        const char *def = th_default_config();
+        ret = th_config_parse(def, strlen(def), "<embedded default>", cfg, err, sizeof(err));
+    }
+    if (ret != 0) {
+        fprintf(stderr, "tracehouse: invalid configuration: %s\n", err);
+    }
+    return ret;
+}
+
+static void apply_telemetry(const th_config_t *cfg)
+{
+    int level = cfg->telemetry.log_level ? th_log_level_parse(cfg->telemetry.log_level) : -1;
+    enum th_log_encoding enc = TH_LOG_JSON;
+    if (cfg->telemetry.log_encoding && !strcmp(cfg->telemetry.log_encoding, "console")) {
+        enc = TH_LOG_CONSOLE;
+    }
+    th_log_configure(level >= 0 ? level : TH_LOG_INFO, enc);
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+    const char *path;
+    if (config_arg(argc, argv, 2, &path) != 0) {
+        return 2;
+    }
+    if (!path) {
+        fprintf(stderr, "tracehouse: validate needs --config FILE\n");
+        return 2;
+    }
+    th_config_t *cfg;
+    if (load(path, &cfg) != 0) {
+        return 1;
+    }
+    th_collector_t *c;
+    char err[1024];
+    if (th_collector_create(cfg, NULL, &c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tracehouse: invalid configuration: %s\n", err);
+        return 1;
+    }
+    th_collector_destroy(c);
+    printf("%s: configuration is valid\n", path);
+    return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    const char *path;
+    if (config_arg(argc, argv, 1, &path) != 0) {
+        return 2;
+    }
+    th_config_t *cfg;
+    if (load(path, &cfg) != 0) {
+        return 1;
+    }
+    apply_telemetry(cfg);
+    th_log_info(NULL, "starting tracehouse %s with %s", TH_VERSION,
+                path ? path : "the embedded default config");
+    uv_loop_t *loop = uv_default_loop();
+    th_collector_t *c;
+    char err[1024];
+    if (th_collector_create(cfg, loop, &c, err, sizeof(err)) != 0) {
+        th_log_error(NULL, "invalid configuration: %s", err);
+        return 1;
+    }
+    int ret = th_collector_run(c);
+    th_collector_destroy(c);
+    uv_loop_close(loop);
+    return ret == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) {
+        const char *a = argv[1];
+        if (!strcmp(a, "--version") || !strcmp(a, "version")) {
+            printf("tracehouse version %s\n", TH_VERSION);
+            return 0;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "validate")) {
+            return cmd_validate(argc, argv);
+        }
+        if (!strcmp(a, "print-default-config")) {
+            fputs(th_default_config(), stdout);
+            return 0;
+        }
+        if (!strcmp(a, "help")) {
+            if (argc < 3) {
+                usage(stdout);
+                return 0;
+            }
+            return th_help_component(stdout, argv[2]) == 0 ? 0 : 1;
+        }
+        if (!strcmp(a, "docs")) {
+            th_help_markdown(stdout);
+            return 0;
+        }
+    }
+    return cmd_run(argc, argv);
 }

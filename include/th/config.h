@@ -13,7 +13,7 @@
 /* ---- The node tree -------------------------------------------------------------------- */
 
 enum th_node_kind {
-    TH_NODE_NULL,   /**< `key:` with no value, `null`, `~`, or an unset ${env:X} */
+    TH_NODE_NULL,   /**< `key:` with no value, `null`, `~`, or an unset ${env:X} (expanded) */
     TH_NODE_SCALAR, /**< a string, number or bool, as text */
     TH_NODE_MAP,
     TH_NODE_SEQ,
@@ -28,16 +28,25 @@ struct th_node_pair {
 
 struct th_node {
     enum th_node_kind kind;
-    int line;                   /**< 1-based line in the YAML text, for messages */
-    const char *text;           /**< SCALAR: the value after substitution, NUL-terminated */
-    size_t len;                 /**< SCALAR: length of text */
-    bool quoted;                /**< SCALAR: quoted in YAML, so always a string, never a number */
+    int line;         /**< 1-based line in the YAML text, for messages */
+    const char *text; /**< SCALAR: the value after substitution, NUL-terminated */
+    size_t len;       /**< SCALAR: length of text */
+    bool quoted;      /**< SCALAR: quoted in YAML, so always a string, never a number */
+    /** SCALAR or NULL: the value was exactly one ${...} reference. The Collector then gives a
+     *  typed field the zero value when the variable is unset or empty (and keeps the default
+     *  for a plain YAML null); th_cfg_decode follows that. */
+    bool expanded;
     struct th_node_pair *pairs; /**< MAP: in file order */
     th_node_t **items;          /**< SEQ */
     size_t n;                   /**< MAP: pairs; SEQ: items */
 };
 
-/** @return the value of @p key in a MAP node, or NULL (also when @p map is not a map). */
+/**
+ * Look a key up in a MAP node (keys are case-sensitive, as in the Collector).
+ * @param[in] map a node, or NULL.
+ * @return the value of @p key, or NULL when absent (also when @p map is NULL or not a map).
+ * @note The node lives in the arena that made @p map.
+ */
 const th_node_t *th_node_get(const th_node_t *map, const char *key);
 
 /* ---- Field tables ------------------------------------------------------------------- */
@@ -57,7 +66,7 @@ enum th_cfg_type {
     TH_CFG_NODE,     /**< const th_node_t *: kept raw, decoded by the component itself */
 };
 
-/** The field must be given. */
+/** The field must be given (present and not null). */
 #define TH_CFG_F_REQUIRED 0x1u
 /** The value is a secret: never print or log it. */
 #define TH_CFG_F_SECRET 0x2u
@@ -65,7 +74,8 @@ enum th_cfg_type {
  *  this flag an absent key means disabled and `key:` (null) or `key: {}` means enabled with
  *  defaults (the Default flavor). `key: {enabled: false}` always disables. */
 #define TH_CFG_F_SOME 0x4u
-/** The key is accepted for compatibility and has no effect yet; a warning says so. */
+/** The key is accepted for compatibility and has no effect yet: it is still decoded and
+ *  checked (when its type allows), and th_cfg_decode logs one warning saying so. */
 #define TH_CFG_F_NOOP 0x8u
 
 typedef struct th_strlist {
@@ -87,40 +97,76 @@ typedef struct th_strmap {
 struct th_cfg_field {
     const char *name;
     enum th_cfg_type type;
-    const char *def;  /**< default as YAML text; NULL = zero value */
-    size_t offset;    /**< offsetof the field in the struct */
-    double min, max;  /**< bounds for INT, DOUBLE, DURATION, SIZE; min == max == 0: none */
-    unsigned flags;   /**< TH_CFG_F_* */
-    const char *desc; /**< mandatory: one line for --help and docs */
+    const char *def; /**< default as YAML text; NULL = zero value */
+    size_t offset;   /**< offsetof the field in the struct */
+    /** Inclusive bounds for INT, DOUBLE, DURATION (ns), SIZE (bytes); min == max == 0 means
+     *  none. Use -INFINITY or INFINITY (math.h) for a one-sided bound. */
+    double min, max;
+    unsigned flags;                 /**< TH_CFG_F_* */
+    const char *desc;               /**< mandatory: one line for --help and docs */
     const struct th_cfg_field *sub; /**< SECTION and OPTIONAL: the nested table */
     size_t aux;                 /**< OPTIONAL: offsetof a bool that says whether it is enabled */
     const char *const *choices; /**< ENUM: NULL-terminated list of accepted values */
 };
 
 /**
- * Fill @p out with the defaults of @p table (recursively for sections).
- * @return 0, or TH_ECONFIG when a default does not parse (a bug; the message says which).
+ * Fill @p out with the defaults of @p table (recursively for sections). Each default is text
+ * decoded by the same code as user input: scalars as plain YAML scalars, STRLIST, STRMAP and
+ * NODE defaults as YAML ("[a, b]", "{k: v}"). A NULL default is the zero value ("" for
+ * STRING and ENUM). An OPTIONAL section gets its sub-defaults and is enabled only with
+ * TH_CFG_F_SOME.
+ * @return 0, TH_ECONFIG when a default does not parse or is out of bounds (a bug in the table;
+ *         the message says which), TH_ENOMEM.
+ * @note Strings and lists are allocated in @p arena.
  */
 int th_cfg_defaults(const struct th_cfg_field *table, void *out, th_arena_t *arena, char *err,
                     size_t errlen);
 
 /**
  * Decode @p node into @p out: defaults first, then every key of the node. Unknown keys,
- * wrong types, out-of-bounds values and missing required keys are errors.
+ * wrong types, out-of-bounds values, ENUM values not in choices and missing required keys are
+ * errors.
+ *
+ * Typing follows the Collector with weak typing off: a quoted YAML scalar is a string, so
+ * `port: "123"` into an INT (or BOOL, DOUBLE) is an error, while `port: ${env:P}` is typed
+ * from the variable's text. DURATION and SIZE accept quoted text ("5s"), since those are
+ * strings in the Collector too. Any scalar decodes into a STRING as its text, so `0123`
+ * stays "0123" (the Collector refuses `name: 5`; accepting it breaks no valid config). A
+ * plain YAML null keeps the default; a whole ${env:X} that is
+ * unset or empty gives the zero value ("" for strings). STRLIST also accepts one scalar, split
+ * at commas (the Collector's string-to-slice hook). STRMAP accepts a map or a list of
+ * {name, value}; duplicate names are an error. ENUM matches case-insensitively and stores the
+ * table's spelling.
+ *
  * @param[in] table the field table.
- * @param[in] node a MAP or NULL node (NULL node: defaults only).
+ * @param[in] node a MAP or NULL node (NULL pointer or NULL node: defaults only).
  * @param[out] out the struct to fill.
  * @param[in] arena where strings and lists are allocated (the config's arena).
- * @param[in] path the key path of @p node for messages, e.g. "processors::batch/fast".
- * @param[out] err receives "path::key: what is wrong" on failure.
+ * @param[in] path the key path of @p node for messages, e.g. "processors::batch/fast"; "" or
+ *            NULL at the top.
+ * @param[out] err receives "path::key: what is wrong" on failure, e.g.
+ *             `processors::batch/fast::timeout: invalid duration "5x"`. Values of
+ *             TH_CFG_F_SECRET fields are never printed.
  * @return 0, TH_ECONFIG, TH_ENOMEM.
+ * @note NODE fields point into @p node's tree, which must outlive @p out.
  */
 int th_cfg_decode(const struct th_cfg_field *table, const th_node_t *node, void *out,
                   th_arena_t *arena, const char *path, char *err, size_t errlen);
 
-/** Parse a duration ("1m30s", "200ms", "-1.5h", or an integer of ns). @return 0 or TH_EINVAL. */
+/**
+ * Parse a Go duration: a sign, then one or more decimal numbers each with a unit ("ns", "us",
+ * "µs", "ms", "s", "m", "h"), e.g. "1h30m", "1.5s", "-200ms", "0". A bare integer is
+ * nanoseconds (what the Collector does with an integer YAML value).
+ * @return 0, or TH_EINVAL for bad syntax or overflow of int64 nanoseconds.
+ */
 int th_parse_duration(const char *s, int64_t *ns);
-/** Parse a size ("4MiB", "20971520", "1GB"). @return 0 or TH_EINVAL. */
+
+/**
+ * Parse a size: an integer of bytes, or a number with a unit: B, KB, MB, GB, TB (powers of
+ * 1000) or KiB, MiB, GiB, TiB (powers of 1024), case-insensitive, optionally after a space
+ * ("4MiB", "1.5 GB"). Fractional bytes are truncated; negative sizes are invalid.
+ * @return 0, or TH_EINVAL for bad syntax or overflow of int64.
+ */
 int th_parse_size(const char *s, int64_t *bytes);
 
 /* ---- The whole file ----------------------------------------------------------------- */
@@ -133,47 +179,76 @@ struct th_pipeline_cfg {
     th_strlist_t exporters;
 };
 
-/** service::telemetry, the parts Tracehouse uses. */
+/** service::telemetry, the parts Tracehouse uses. Every field is set (defaults included). */
 struct th_telemetry_cfg {
-    const char *log_level;        /**< debug|info|warn|error */
-    const char *log_encoding;     /**< json|console */
-    const char *metrics_level;    /**< none|basic|normal|detailed */
-    const char *metrics_endpoint; /**< host:port of the Prometheus endpoint */
+    const char *log_level;     /**< debug|info|warn|error (dpanic, panic, fatal → error) */
+    const char *log_encoding;  /**< json|console; default json (one JSON object per line) */
+    const char *metrics_level; /**< none|basic|normal|detailed; default normal */
+    /** host:port of the Prometheus endpoint, from the first pull reader (or the legacy
+     *  `address`); default "localhost:8888". Not used when metrics_level is "none". */
+    const char *metrics_endpoint;
+    /** service::telemetry::resource: attributes for the collector's own telemetry, from the
+     *  legacy map form (null values skipped) or the {attributes: [{name, value}]} form. */
+    th_strmap_t resource;
 };
 
 typedef struct th_config {
     th_arena_t *arena;  /**< owns every node and string below */
     const char *source; /**< the file name, or "<embedded>" */
     th_node_t *root;
+    /** The top-level sections: a MAP, a NULL node (`receivers:`), or NULL when absent. Their
+     *  keys are component ids, checked and normalised ("type" or "type/name", spaces around
+     *  each part trimmed), unique within a section. */
     const th_node_t *receivers, *processors, *exporters, *extensions, *connectors;
-    struct th_pipeline_cfg *pipelines;
-    size_t n_pipelines;
-    th_strlist_t service_extensions;
+    struct th_pipeline_cfg *pipelines; /**< in file order; ids and entries normalised */
+    size_t n_pipelines;                /**< at least 1 */
+    th_strlist_t service_extensions;   /**< normalised ids, no duplicates */
     struct th_telemetry_cfg telemetry;
 } th_config_t;
 
 /**
  * Parse YAML text into a config: substitution of ${env:VAR}, ${VAR}, ${env:VAR:-default}
  * and $$, then the checks that need no component (top-level keys, the shape of service,
- * pipeline ids, duplicate processors). References to components are checked when the
- * collector is built, since that needs the registry.
+ * pipeline ids, duplicate processors, a receiver and an exporter in each pipeline, component
+ * id syntax, service::telemetry). References to components are checked when the collector is
+ * built, since that needs the registry.
+ *
+ * Limits: at most 16 MiB of text, 64 levels of nesting and 100000 nodes. YAML anchors and
+ * aliases (and `<<` merge keys) are supported; an alias is copied, and the copies count
+ * towards the node limit, so an alias bomb fails cleanly. Only the first YAML document is
+ * allowed; duplicate keys in a map are an error, as in the Collector.
+ *
  * @param[in] source name for messages ("<embedded>" or the path).
  * @param[out] out the config; free with th_config_destroy().
- * @param[out] err a message naming the key path on failure.
+ * @param[out] err a message naming the key path on failure ("service::pipelines::traces:
+ *             must have at least one receiver"); YAML syntax errors give the source, line and
+ *             column ("cfg.yaml: yaml: line 3, column 7: ...").
  * @return 0, TH_ECONFIG, TH_ENOMEM.
+ * @note Everything lives in one arena (no limit) owned by *out.
  */
 int th_config_parse(const char *yaml, size_t len, const char *source, th_config_t **out, char *err,
                     size_t errlen);
 
-/** Read and parse a file. @return as th_config_parse, or TH_ENOENT/TH_EIO for the file. */
+/**
+ * Read and parse a file (at most 16 MiB).
+ * @return as th_config_parse, or TH_ENOENT/TH_EIO for the file (message in @p err).
+ */
 int th_config_load_file(const char *path, th_config_t **out, char *err, size_t errlen);
 
 /** Free a config; NULL is allowed. */
 void th_config_destroy(th_config_t *cfg);
 
 /**
- * Expand ${...} references and $$ in one string.
- * @param[out] out the result, allocated in @p arena.
+ * Expand ${...} references and $$ in one string (otelcol-config.md §2): `${env:NAME}`,
+ * `${NAME}`, `${env:NAME:-default}` (default used only when NAME is unset), `$$` → `$` (so
+ * `$${env:X}` is the literal text `${env:X}`), nested references resolved inside-out
+ * (`${env:${env:INNER}}`, at most 16 deep). NAME must match ^[a-zA-Z_][a-zA-Z0-9_]*$. Only
+ * the env scheme exists; any other scheme is an error. A `${` with no closing `}` is kept as
+ * text. The value of a variable is not expanded again (a deliberate difference from the
+ * Collector, which re-expands up to 100 rounds: values from the environment stay data). An
+ * unset variable without default logs one warning and expands to nothing.
+ * @param[in] in a NUL-terminated string.
+ * @param[out] out the result, allocated in @p arena (at most 1 MiB).
  * @param[out] whole set when the input was exactly one reference (then the value is typed
  *             as YAML rather than taken as text); may be NULL.
  * @param[out] is_null set when the input was one reference to an unset variable without
@@ -182,5 +257,35 @@ void th_config_destroy(th_config_t *cfg);
  */
 int th_config_expand(const char *in, th_arena_t *arena, const char **out, bool *whole,
                      bool *is_null, char *err, size_t errlen);
+
+/**
+ * Split a component or pipeline id "type[/name]" at the first '/' and check its syntax as the
+ * Collector does: spaces around each part are trimmed; type matches
+ * ^[a-zA-Z][0-9a-zA-Z_]{0,62}$; name, when there is a '/', is 1 to 1024 bytes of valid UTF-8
+ * with no spaces, control characters or symbols (ASCII $+<=>^`|~ and the common Unicode
+ * separator, control, format and symbol ranges) and may contain further '/'.
+ * @param[in] id the id as written.
+ * @param[in] a arena for the parts; NULL to only check the syntax (then @p type and @p name
+ *            are not touched and may be NULL).
+ * @param[out] type,name the parts, allocated in @p a (name is "" when absent).
+ * @param[out] err the reason on failure, without any key path (the caller adds it), e.g.
+ *             `the part after / should not be empty`.
+ * @return 0, TH_ECONFIG, TH_ENOMEM.
+ */
+int th_config_split_id(const char *id, th_arena_t *a, const char **type, const char **name,
+                       char *err, size_t errlen);
+
+/**
+ * Parse a YAML document (with ${...} substitution in values, never in keys) into a node tree,
+ * without any of the collector-level checks; for component tests, config snippets and
+ * table defaults. The limits and the alias, merge-key and duplicate-key rules are those of
+ * th_config_parse.
+ * @param[in] source name for YAML syntax messages.
+ * @param[out] out the root node, allocated in @p arena; a NULL node for an empty document.
+ * @return 0, TH_ECONFIG (syntax errors with line and column, other errors with the key
+ *         path), TH_ENOMEM.
+ */
+int th_yaml_parse(const char *yaml, size_t len, const char *source, th_arena_t *arena,
+                  th_node_t **out, char *err, size_t errlen);
 
 #endif

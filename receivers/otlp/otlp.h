@@ -1,0 +1,22 @@
+/*
+ * The otlp receiver component: the ops table the registry lists, and the accessor tests and
+ * the collector use to learn the port an instance bound.
+ */
+#ifndef TH_RECEIVER_OTLP_H
+#define TH_RECEIVER_OTLP_H
+
+#include "th/component.h"
+#include "receivers/otlp/otlp_config.h"
+
+/** The `otlp` receiver (OTLP/HTTP served; OTLP/gRPC declared, served in a later release). */
+extern const struct th_component_ops th_receiver_otlp_ops;
+
+/**
+ * The TCP port the OTLP/HTTP server of an otlp receiver instance listens on.
+ * @param[in] c an instance made from th_receiver_otlp_ops.
+ * @return the port (useful with `endpoint: 127.0.0.1:0`), or -1 when HTTP is disabled or
+ *         the instance is not started.
+ */
+int th_otlp_receiver_http_port(const struct th_component *c);
+
+#endif

@@ -1,0 +1,159 @@
+/*
+ * Configuration of the OTLP receiver: the typed structs (what the runtime takes, so tests
+ * can build them without YAML), the field table that decodes the Collector's
+ * `receivers::otlp` keys into them, and the cross-field checks.
+ */
+#ifndef TH_RECEIVER_OTLP_CONFIG_H
+#define TH_RECEIVER_OTLP_CONFIG_H
+
+#include "th/config.h"
+#include "th/otlp.h"
+
+/** Default endpoints; localhost as in the Collector since v0.110. */
+#define TH_OTLP_HTTP_DEFAULT_ENDPOINT "localhost:4318"
+#define TH_OTLP_GRPC_DEFAULT_ENDPOINT "localhost:4317"
+
+/** The Collector's default max_request_body_size (also used for values <= 0). */
+#define TH_OTLP_HTTP_DEFAULT_MAX_BODY ((int64_t)20 * 1024 * 1024)
+
+/**
+ * Timeouts Tracehouse uses where the Collector's 0 means "none": a finite bound is what
+ * keeps a slowloris client from holding a connection forever.
+ */
+#define TH_OTLP_HTTP_DEFAULT_REQUEST_TIMEOUT_NS ((int64_t)30 * 1000000000)
+#define TH_OTLP_HTTP_DEFAULT_IDLE_TIMEOUT_NS    ((int64_t)60 * 1000000000)
+
+/** configtls server settings. Accepted so Collector configs parse; TLS is not served yet. */
+struct th_otlp_tls_cfg {
+    const char *ca_file;
+    const char *ca_pem;
+    const char *cert_file;
+    const char *cert_pem;
+    const char *key_file;
+    const char *key_pem;
+    bool include_system_ca_certs_pool;
+    const char *min_version;
+    const char *max_version;
+    th_strlist_t cipher_suites;
+    bool include_insecure_cipher_suites;
+    th_strlist_t curve_preferences;
+    int64_t reload_interval; /**< ns */
+    const char *client_ca_file;
+    bool client_ca_file_reload;
+    const th_node_t *tpm;
+};
+
+/** Server authentication (an authenticator extension). Accepted; not served yet. */
+struct th_otlp_auth_cfg {
+    const char *authenticator;
+    th_strlist_t request_params;
+};
+
+/** CORS for browser senders (rs/cors semantics, as the Collector). */
+struct th_otlp_cors_cfg {
+    th_strlist_t allowed_origins; /**< CORS is on only when this is not empty; `*` wildcards */
+    th_strlist_t allowed_headers; /**< beyond the safelisted ones; "*" allows any */
+    th_strlist_t exposed_headers; /**< Access-Control-Expose-Headers on actual responses */
+    int64_t max_age;              /**< seconds; > 0 sends Access-Control-Max-Age */
+};
+
+/** protocols::http. */
+struct th_otlp_http_cfg {
+    const char *endpoint;  /**< host:port; ":port" or "0.0.0.0:port" for all interfaces */
+    const char *transport; /**< tcp, tcp4, tcp6 (unix is not supported yet) */
+    const char *traces_url_path;
+    const char *metrics_url_path;
+    const char *logs_url_path;
+    struct th_otlp_cors_cfg cors;
+    int64_t max_request_body_size; /**< bytes, before and after decompression; <= 0: 20 MiB */
+    bool include_metadata;
+    th_strmap_t response_headers;
+    th_strlist_t compression_algorithms; /**< empty: gzip, zstd, zlib, deflate */
+    int64_t read_timeout;                /**< ns; 0: Tracehouse default */
+    int64_t read_header_timeout;         /**< ns; 0: Tracehouse default */
+    int64_t write_timeout;               /**< ns; accepted, no effect (h2o 2.2 has none) */
+    int64_t idle_timeout;                /**< ns; 0: Tracehouse default */
+    bool keep_alives_enabled;
+    bool tls_enabled;
+    struct th_otlp_tls_cfg tls;
+    bool auth_enabled;
+    struct th_otlp_auth_cfg auth;
+    const th_node_t *middlewares;
+    /* Tracehouse's hostile-input limits (see struct th_otlp_limits). */
+    int64_t max_nesting_depth;
+    int64_t max_spans_per_request;
+    int64_t max_attributes_per_item;
+    int64_t max_string_length; /**< bytes */
+};
+
+/** protocols::grpc. Declared so Collector configs parse; the gRPC server comes later. */
+struct th_otlp_grpc_cfg {
+    const char *endpoint;
+    const char *transport;
+    bool tls_enabled;
+    struct th_otlp_tls_cfg tls;
+    int64_t max_recv_msg_size_mib;
+    int64_t max_concurrent_streams;
+    int64_t read_buffer_size;
+    int64_t write_buffer_size;
+    const th_node_t *keepalive;
+    bool auth_enabled;
+    struct th_otlp_auth_cfg auth;
+    bool include_metadata;
+    const th_node_t *middlewares;
+};
+
+struct th_otlp_protocols_cfg {
+    bool grpc_enabled; /**< `grpc:` present (Default flavor) */
+    struct th_otlp_grpc_cfg grpc;
+    bool http_enabled; /**< `http:` present (Default flavor) */
+    struct th_otlp_http_cfg http;
+};
+
+/** receivers::otlp[/name]. */
+struct th_otlp_cfg {
+    struct th_otlp_protocols_cfg protocols;
+};
+
+/** The receiver's field table (NULL-name terminated). */
+extern const struct th_cfg_field th_otlp_config_fields[];
+
+/**
+ * Fill an HTTP config with the defaults of the table, without YAML (for tests and for code
+ * that builds a receiver directly).
+ * @param[out] out the config; strings point to static storage.
+ */
+void th_otlp_http_cfg_default(struct th_otlp_http_cfg *out);
+
+/**
+ * The cross-field rules of the receiver config: at least one protocol, no TLS, auth or
+ * middlewares on the HTTP server (not supported yet), a parsable endpoint, known
+ * compression algorithms.
+ * @param[in] cfg a struct th_otlp_cfg.
+ * @param[out] err a static message on failure.
+ * @return 0 or TH_ECONFIG.
+ */
+int th_otlp_config_check(const void *cfg, const char **err);
+
+/**
+ * The same checks for the HTTP protocol alone.
+ * @return 0 or TH_ECONFIG with *err set to a static message.
+ */
+int th_otlp_http_cfg_check(const struct th_otlp_http_cfg *http, const char **err);
+
+/**
+ * Map the hostile-input keys of an HTTP config to decoder limits.
+ * @param[out] lim the limits (0 fields take the decoder's defaults).
+ */
+void th_otlp_http_cfg_limits(const struct th_otlp_http_cfg *http, struct th_otlp_limits *lim);
+
+/**
+ * Split an endpoint "host:port", "[v6]:port" or ":port".
+ * @param[out] host the host part, NUL-terminated ("" for all interfaces).
+ * @param[in] hostlen size of @p host.
+ * @param[out] port the port, 0-65535.
+ * @return 0 or TH_EINVAL.
+ */
+int th_otlp_endpoint_split(const char *endpoint, char *host, size_t hostlen, int *port);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * The pipeline graph built from YAML: references checked with the Collector's messages,
+ * unknown types listed with the valid ones, shared exporters and per-pipeline processors,
+ * the embedded default config valid and identical to docs/default-config.yaml.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "th/collector.h"
+#include "th/log.h"
+
+/* Build a collector from YAML without a loop (what `tracehouse validate` does). */
+static int build(const char *yaml, th_collector_t **out, char *err, size_t errlen)
+{
+    th_config_t *cfg = NULL;
+    int ret = th_config_parse(yaml, strlen(yaml), "<test>", &cfg, err, errlen);
+    if (ret != 0) {
+        return ret;
+    }
+    return th_collector_create(cfg, NULL, out, err, errlen);
+}
+
+static void expect_error(const char *yaml, const char *msg)
+{
+    th_collector_t *c = NULL;
+    char err[1024] = "";
+    int ret = build(yaml, &c, err, sizeof(err));
+    if (ret == 0) {
+        th_collector_destroy(c);
+        fail_msg("config was accepted, expected: %s", msg);
+    }
+    if (!strstr(err, msg)) {
+        fail_msg("error \"%s\" does not contain \"%s\"", err, msg);
+    }
+}
+
+static void test_unknown_type(void **state)
+{
+    (void)state;
+    expect_error("receivers: {otlp: {protocols: {http: }}}\n"
+                 "exporters: {nope/x: }\n"
+                 "service: {pipelines: {traces: {receivers: [otlp], exporters: [nope/x]}}}\n",
+                 "exporters::nope/x: unknown type: \"nope\" for id: \"nope/x\" (valid values: [");
+}
+
+static void test_missing_reference(void **state)
+{
+    (void)state;
+    expect_error("receivers: {otlp: {protocols: {http: }}}\n"
+                 "exporters: {nop: }\n"
+                 "service: {pipelines: {traces: {receivers: [otlp], exporters: [debug]}}}\n",
+                 "service::pipelines::traces: references exporter \"debug\" which is not "
+                 "configured");
+    expect_error("receivers: {otlp: {protocols: {http: }}}\n"
+                 "exporters: {nop: }\n"
+                 "service: {pipelines: {traces: {receivers: [otlp/2], exporters: [nop]}}}\n",
+                 "references receiver \"otlp/2\" which is not configured");
+}
+
+static void test_unknown_key_names_path(void **state)
+{
+    (void)state;
+    expect_error("receivers: {otlp: {protocols: {http: {endpont: x}}}}\n"
+                 "exporters: {nop: }\n"
+                 "service: {pipelines: {traces: {receivers: [otlp], exporters: [nop]}}}\n",
+                 "receivers::otlp::protocols::http::endpont");
+    expect_error("receivers: {otlp: {protocols: {http: }}}\n"
+                 "exporters: {debug/v: {verbosity: loud}}\n"
+                 "service: {pipelines: {traces: {receivers: [otlp], exporters: [debug/v]}}}\n",
+                 "exporters::debug/v::verbosity");
+}
+
+static void test_shared_exporter(void **state)
+{
+    (void)state;
+    const char *yaml = "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}}\n"
+                       "exporters: {nop: , debug: }\n"
+                       "service:\n"
+                       "  pipelines:\n"
+                       "    traces: {receivers: [otlp], exporters: [nop, debug]}\n"
+                       "    traces/2: {receivers: [otlp], exporters: [nop]}\n";
+    th_collector_t *c = NULL;
+    char err[1024] = "";
+    if (build(yaml, &c, err, sizeof(err)) != 0) {
+        fail_msg("%s", err);
+    }
+    struct th_component *nop = th_collector_find(c, TH_KIND_EXPORTER, "nop");
+    assert_non_null(nop);
+    assert_non_null(th_collector_find(c, TH_KIND_EXPORTER, "debug"));
+    assert_non_null(th_collector_find(c, TH_KIND_RECEIVER, "otlp"));
+    assert_null(th_collector_find(c, TH_KIND_RECEIVER, "otlp/2"));
+    th_collector_destroy(c);
+}
+
+static void test_default_config(void **state)
+{
+    (void)state;
+    th_collector_t *c = NULL;
+    char err[1024] = "";
+    if (build(th_default_config(), &c, err, sizeof(err)) != 0) {
+        fail_msg("embedded default config: %s", err);
+    }
+    th_collector_destroy(c);
+
+    FILE *f = fopen(TH_SOURCE_DIR "/docs/default-config.yaml", "rb");
+    assert_non_null(f);
+    static char text[8192];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    assert_string_equal(text, th_default_config());
+}
+
+int main(void)
+{
+    th_log_configure(TH_LOG_ERROR, TH_LOG_CONSOLE);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unknown_type),           cmocka_unit_test(test_missing_reference),
+        cmocka_unit_test(test_unknown_key_names_path), cmocka_unit_test(test_shared_exporter),
+        cmocka_unit_test(test_default_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
