@@ -2,6 +2,7 @@
  * tracehouse: the command line. Thin on purpose: it reads a config (or the embedded
  * default), then hands it to the collector library.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,8 @@ static int cmd_run(int argc, char **argv)
     apply_telemetry(cfg);
     th_log_info(NULL, "starting tracehouse %s with %s", TH_VERSION,
                 path ? path : "the embedded default config");
+    /* A client that hangs up before its answer is written must not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
     uv_loop_t *loop = uv_default_loop();
     th_collector_t *c;
     char err[1024];
@@ -130,6 +133,8 @@ static int cmd_run(int argc, char **argv)
     }
     int ret = th_collector_run(c);
     th_collector_destroy(c);
+    /* Let handles closed by the destroy finish closing before the loop goes. */
+    uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     return ret == 0 ? 0 : 1;
 }

@@ -11,6 +11,7 @@
  * when libuv is done with that memory.
  */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -34,8 +35,6 @@
 /* google.rpc.Code values used in Status bodies. */
 enum {
     RPC_INVALID_ARGUMENT = 3,
-    RPC_RESOURCE_EXHAUSTED = 8,
-    RPC_UNIMPLEMENTED = 12,
     RPC_INTERNAL = 13,
     RPC_UNAVAILABLE = 14,
 };
@@ -112,6 +111,8 @@ struct th_otlp_http_server {
     int port;
     char addr_text[INET6_ADDRSTRLEN + 16];
     enum srv_state state;
+    struct ack_hub *hub;     /* where settled acks come back to the loop */
+    struct pending *pending; /* requests waiting for their ack */
     bool destroy_pending;
     uint64_t last_warn_ns;
 };
@@ -377,7 +378,7 @@ static void reply_pipeline(const struct th__otlp_export *x, struct th__otlp_repl
 }
 
 void th__otlp_http_export(const struct th__otlp_export *x, bool json, const char *encoding,
-                          size_t encoding_len, const uint8_t *body, size_t len,
+                          size_t encoding_len, const uint8_t *body, size_t len, th_ack_t *ack,
                           struct th__otlp_reply *r)
 {
     char msg[320];
@@ -461,6 +462,11 @@ void th__otlp_http_export(const struct th__otlp_export *x, bool json, const char
             goto out;
         }
         arena = NULL; /* the batch owns it now, and the consumer owns the batch */
+        if (ack && th_batch_add_ack(batch, ack) != 0) {
+            th_batch_release(batch);
+            reply_status(r, json, 503, RPC_UNAVAILABLE, "out of memory", RETRY_AFTER_S);
+            goto out;
+        }
         ret = th_consumer_consume(x->next, batch);
         if (ret != 0 && ret != TH_HELD) {
             __atomic_add_fetch(&x->stats->refused, spans, __ATOMIC_RELAXED);
@@ -468,6 +474,9 @@ void th__otlp_http_export(const struct th__otlp_export *x, bool json, const char
             goto out;
         }
         __atomic_add_fetch(&x->stats->accepted, spans, __ATOMIC_RELAXED);
+        if (ack) {
+            goto out; /* answered when the ack settles */
+        }
     }
     r->status = 200;
     r->reason = reason_of(200);
@@ -477,6 +486,189 @@ void th__otlp_http_export(const struct th__otlp_export *x, bool json, const char
 out:
     th_free(plain);
     th_arena_destroy(arena);
+}
+
+void th__otlp_http_settled_reply(bool json, int result, struct th__otlp_reply *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (result != 0) {
+        reply_pipeline(NULL, r, json, result);
+        return;
+    }
+    r->status = 200;
+    r->reason = reason_of(200);
+    if (th_otlp_encode_response(json, 0, NULL, &r->body) != 0) {
+        th_buf_free(&r->body);
+    }
+}
+
+/* ---- Answers that wait for the pipeline ------------------------------------------------ */
+
+/*
+ * A request is answered only when its ack settles, i.e. when the spans are stored or
+ * delivered (the store settles after its commit). Acks settle on whatever thread finishes
+ * last, often the store's writer thread, so settled requests are handed to the loop through
+ * a hub: a list under a lock and a uv_async_t. The hub is reference counted by the server
+ * and by every request still waiting, so a late settle after the server is gone (an
+ * exporter draining at shutdown) still lands somewhere valid.
+ */
+struct ack_hub {
+    pthread_mutex_t lock;
+    struct pending *done; /* settled off the loop thread, waiting for the loop */
+    uv_async_t async;
+    pthread_t loop_thread;
+    size_t refs; /* loop thread only */
+};
+
+struct pending {
+    struct pending *next_done;
+    struct pending *prev, *next; /* the server's waiting list (loop thread) */
+    th_otlp_http_server_t *srv;  /* NULL once the server shut down */
+    struct ack_hub *hub;
+    h2o_req_t *req;          /* NULL once the client went away or the server shut down */
+    struct pending **holder; /* the slot in the request's pool that points back here */
+    bool json;
+    bool answered;
+    int result;
+};
+
+static void hub_on_closed(uv_handle_t *h)
+{
+    struct ack_hub *hub = h->data;
+    pthread_mutex_destroy(&hub->lock);
+    th_free(hub);
+}
+
+static void hub_unref(struct ack_hub *hub)
+{
+    if (--hub->refs == 0) {
+        uv_close((uv_handle_t *)&hub->async, hub_on_closed);
+    }
+}
+
+static void pending_detach(struct pending *p)
+{
+    th_otlp_http_server_t *s = p->srv;
+    if (s) {
+        if (p->prev) {
+            p->prev->next = p->next;
+        } else {
+            s->pending = p->next;
+        }
+        if (p->next) {
+            p->next->prev = p->prev;
+        }
+        p->srv = NULL;
+    }
+    if (p->holder) {
+        *p->holder = NULL;
+        p->holder = NULL;
+    }
+    p->req = NULL;
+}
+
+/* On the loop thread: answer (when someone is still listening) and free. */
+static void pending_complete(struct pending *p)
+{
+    if (!p->answered && p->req && p->srv) {
+        struct th__otlp_reply r;
+        th__otlp_http_settled_reply(p->json, p->result, &r);
+        if (r.status >= 500 && warn_allowed(p->srv)) {
+            th_log_warn(p->srv->owner,
+                        "answered %d to an export: the pipeline could not "
+                        "store or deliver it (at most one such line a second)",
+                        r.status);
+        }
+        respond(p->srv, p->req, r.status, p->json ? CT_JSON : CT_PROTOBUF, r.body.ptr, r.body.len,
+                r.retry_after_s);
+        th_buf_free(&r.body);
+    }
+    struct ack_hub *hub = p->hub;
+    pending_detach(p);
+    th_free(p);
+    hub_unref(hub);
+}
+
+static void hub_on_async(uv_async_t *h)
+{
+    struct ack_hub *hub = h->data;
+    pthread_mutex_lock(&hub->lock);
+    struct pending *list = hub->done;
+    hub->done = NULL;
+    pthread_mutex_unlock(&hub->lock);
+    /* The list is newest first; answer in arrival order. */
+    struct pending *rev = NULL;
+    while (list) {
+        struct pending *n = list->next_done;
+        list->next_done = rev;
+        rev = list;
+        list = n;
+    }
+    hub->refs++; /* completing the last request must not close the hub under us */
+    while (rev) {
+        struct pending *n = rev->next_done;
+        pending_complete(rev);
+        rev = n;
+    }
+    hub_unref(hub);
+}
+
+static void on_ack_settled(th_ack_t *ack, int result)
+{
+    struct pending *p = ack->data;
+    struct ack_hub *hub = p->hub;
+    p->result = result;
+    if (pthread_equal(pthread_self(), hub->loop_thread)) {
+        pending_complete(p);
+        return;
+    }
+    pthread_mutex_lock(&hub->lock);
+    p->next_done = hub->done;
+    hub->done = p;
+    pthread_mutex_unlock(&hub->lock);
+    uv_async_send(&hub->async);
+}
+
+/* h2o frees the request's pool when the connection goes; stop pointing at the request. */
+static void on_req_pool_dispose(void *mem)
+{
+    struct pending **slot = mem;
+    if (*slot) {
+        (*slot)->holder = NULL;
+        (*slot)->req = NULL;
+    }
+}
+
+static int hub_create(th_otlp_http_server_t *s, uv_loop_t *loop)
+{
+    struct ack_hub *hub = th_calloc(1, sizeof(*hub));
+    if (!hub) {
+        return TH_ENOMEM;
+    }
+    pthread_mutex_init(&hub->lock, NULL);
+    uv_async_init(loop, &hub->async, hub_on_async);
+    /* Waiting requests keep their connections open; the hub alone must not keep the loop
+     * running once everything else has closed. */
+    uv_unref((uv_handle_t *)&hub->async);
+    hub->async.data = hub;
+    hub->loop_thread = pthread_self();
+    hub->refs = 1;
+    s->hub = hub;
+    return 0;
+}
+
+/* Shutdown: nobody will be answered any more; the acks still settle and free their entry. */
+static void hub_release(th_otlp_http_server_t *s)
+{
+    while (s->pending) {
+        pending_detach(s->pending);
+    }
+    if (s->hub) {
+        /* Settles that already reached the hub can be freed now. */
+        hub_on_async(&s->hub->async);
+        hub_unref(s->hub);
+        s->hub = NULL;
+    }
 }
 
 /* ---- h2o handler ----------------------------------------------------------------------- */
@@ -604,8 +796,39 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         ssize_t ei = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_ENCODING, -1);
         const char *enc = ei >= 0 ? req->headers.entries[ei].value.base : NULL;
         size_t enc_len = ei >= 0 ? req->headers.entries[ei].value.len : 0;
+        struct pending *p = th_calloc(1, sizeof(*p));
+        struct pending **slot =
+            p ? h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_req_pool_dispose) : NULL;
+        th_ack_t *ack = slot ? th_ack_create(on_ack_settled, p) : NULL;
+        if (!ack) {
+            th_free(p);
+            memset(&r, 0, sizeof(r));
+            reply_status(&r, json, 503, RPC_UNAVAILABLE, "out of memory", RETRY_AFTER_S);
+            respond(s, req, r.status, ctype, r.body.ptr, r.body.len, r.retry_after_s);
+            th_buf_free(&r.body);
+            return 0;
+        }
+        *slot = p;
+        p->holder = slot;
+        p->req = req;
+        p->json = json;
+        p->srv = s;
+        p->hub = s->hub;
+        s->hub->refs++;
+        p->next = s->pending;
+        if (s->pending) {
+            s->pending->prev = p;
+        }
+        s->pending = p;
         th__otlp_http_export(&s->x, json, enc, enc_len, (const uint8_t *)req->entity.base,
-                             req->entity.base ? req->entity.len : 0, &r);
+                             req->entity.base ? req->entity.len : 0, ack, &r);
+        if (r.status == 0) {
+            /* Accepted: answered from on_ack_settled, maybe right now when we let go. */
+            th_ack_settle(ack, 0);
+            return 0;
+        }
+        p->answered = true;
+        th_ack_settle(ack, 0);
         if (r.status >= 500 && warn_allowed(s)) {
             th_log_warn(s->owner,
                         "answered %d %s to an export on %s (at most one such line a "
@@ -1116,6 +1339,11 @@ int th_otlp_http_server_start(th_otlp_http_server_t *s, uv_loop_t *loop)
     getsockname(fd, (struct sockaddr *)&ss, &sslen);
     format_addr(&ss, s->addr_text, sizeof(s->addr_text), &s->port);
 
+    ret = hub_create(s, loop);
+    if (ret != 0) {
+        close(fd);
+        return ret;
+    }
     s->loop = loop;
     for (int i = 0; i < 2; i++) {
         uv_timer_init(loop, &s->sentinel[i]);
@@ -1159,6 +1387,7 @@ int th_otlp_http_server_shutdown(th_otlp_http_server_t *s)
         return 0;
     }
     s->state = ST_CLOSING;
+    hub_release(s);
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
     /* Shutting the socket down makes h2o's next read see EOF (or its write fail), and h2o
      * closes the connection through its own path, so its state stays consistent. Idle

@@ -98,11 +98,20 @@ struct th__otlp_reply {
  * @param[in] json true for application/json, false for application/x-protobuf.
  * @param[in] encoding,encoding_len the Content-Encoding header value (len 0: none).
  * @param[in] body,len the request body as received.
+ * @param[in] ack when not NULL, the batch carries it: the pipeline settles it once the spans
+ *            are stored or delivered, and a successful export then leaves r->status 0 to say
+ *            "answer when the ack settles". With NULL, success is answered at once.
  * @param[out] r the answer (always filled; on allocation failure the body may be empty).
  * @note The batch made from the body goes to x->next and is never touched afterwards.
  */
 void th__otlp_http_export(const struct th__otlp_export *x, bool json, const char *encoding,
-                          size_t encoding_len, const uint8_t *body, size_t len,
+                          size_t encoding_len, const uint8_t *body, size_t len, th_ack_t *ack,
                           struct th__otlp_reply *r);
+
+/**
+ * The answer for a request whose ack settled with @p result (0: 200 with an empty
+ * ExportTraceServiceResponse; a failure: the status the consumer contract maps it to).
+ */
+void th__otlp_http_settled_reply(bool json, int result, struct th__otlp_reply *r);
 
 #endif

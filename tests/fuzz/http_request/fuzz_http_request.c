@@ -62,7 +62,7 @@ static void run_core(const uint8_t *data, size_t size)
     pipeline_result = results[(sel >> 4) % TH_ARRAY_SIZE(results)];
     const char *enc = encodings[(sel >> 1) & 7];
     struct th__otlp_reply r;
-    th__otlp_http_export(&x, sel & 1, enc, strlen(enc), data, size, &r);
+    th__otlp_http_export(&x, sel & 1, enc, strlen(enc), data, size, NULL, &r);
     switch (r.status) {
     case 200:
     case 400:

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -54,6 +55,7 @@ struct capture {
     char first_name[64];
     th_batch_t *kept[256];
     size_t n_kept;
+    bool hold; /* keep batches unsettled: the answer waits until the test releases them */
 };
 
 static int capture_consume(struct th_consumer *self, th_batch_t *b)
@@ -71,6 +73,11 @@ static int capture_consume(struct th_consumer *self, th_batch_t *b)
     }
     /* Ownership passed to us whatever we answer: keep it on success, drop it otherwise. */
     if (ret == 0 && c->n_kept < TH_ARRAY_SIZE(c->kept)) {
+        /* Taking responsibility for the data settles its acks (as a store does after its
+         * commit), unless the test wants the answer to wait. */
+        if (!c->hold) {
+            th_batch_settle_acks(b, 0);
+        }
         c->kept[c->n_kept++] = b;
     } else {
         th_batch_release(b);
@@ -495,6 +502,62 @@ static void test_protobuf_200(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(s.cap.first_name, "op");
     resp_free(&r);
+    free(pb);
+    server_stop(&s);
+}
+
+/* Releases the held batches after a delay, from another thread (as the store's writer
+ * thread does after a commit), failing them first when asked. */
+struct releaser {
+    struct capture *cap;
+    int fail_with;
+    pthread_t thread;
+};
+
+static void *releaser_main(void *arg)
+{
+    struct releaser *rel = arg;
+    for (int i = 0; i < 500 && capture_calls(rel->cap) == 0; i++) {
+        usleep(2000);
+    }
+    usleep(150 * 1000);
+    pthread_mutex_lock(&rel->cap->mu);
+    for (size_t i = 0; i < rel->cap->n_kept; i++) {
+        th_batch_fail(rel->cap->kept[i], rel->fail_with);
+        th_batch_release(rel->cap->kept[i]);
+    }
+    rel->cap->n_kept = 0;
+    pthread_mutex_unlock(&rel->cap->mu);
+    return NULL;
+}
+
+/* The answer waits for the ack: 200 only once the data is settled, 503 if it failed. */
+static void test_answer_waits_for_ack(void **state)
+{
+    (void)state;
+    struct server s;
+    server_start(&s, NULL);
+    s.cap.hold = true;
+    size_t len;
+    uint8_t *pb = make_pb(2, "held", &len);
+    const int fails[] = {0, TH_ERETRY};
+    for (size_t k = 0; k < TH_ARRAY_SIZE(fails); k++) {
+        capture_reset(&s.cap);
+        struct releaser rel = {.cap = &s.cap, .fail_with = fails[k]};
+        pthread_create(&rel.thread, NULL, releaser_main, &rel);
+        uint64_t t0 = th_now_mono_ns();
+        struct resp r;
+        req(s.port, "POST", "/v1/traces", "Content-Type: application/x-protobuf\r\n", pb, len, &r);
+        uint64_t waited_ms = (th_now_mono_ns() - t0) / 1000000;
+        pthread_join(rel.thread, NULL);
+        assert_true(waited_ms >= 140);
+        assert_int_equal(r.status, fails[k] ? 503 : 200);
+        if (fails[k]) {
+            char v[16];
+            assert_true(hdr(&r, "retry-after", v, sizeof(v)));
+        }
+        resp_free(&r);
+    }
     free(pb);
     server_stop(&s);
 }
@@ -941,8 +1004,8 @@ static void test_cors(void **state)
     const char *bad[] = {
         "Origin: https://example.com\r\nAccess-Control-Request-Method: POST\r\n",
         "Origin: https://evil.com\r\nAccess-Control-Request-Method: POST\r\n",
-        "Origin: https://a.example.com\r\nAccess-Control-Request-Method: POST\r\n"
-        "Access-Control-Request-Headers: x-secret\r\n",
+        ("Origin: https://a.example.com\r\nAccess-Control-Request-Method: POST\r\n"
+         "Access-Control-Request-Headers: x-secret\r\n"),
         "Origin: https://a.example.com\r\nAccess-Control-Request-Method: DELETE\r\n",
     };
     for (size_t i = 0; i < TH_ARRAY_SIZE(bad); i++) {
@@ -1462,7 +1525,7 @@ static void oom_loop(bool json, const char *enc, const void *body, size_t len, s
         live = 0;
         n_allocs = 0;
         fail_at = n;
-        th__otlp_http_export(&x, json, enc, enc ? strlen(enc) : 0, body, len, &r);
+        th__otlp_http_export(&x, json, enc, enc ? strlen(enc) : 0, body, len, NULL, &r);
         fail_at = -1;
         int status = r.status;
         th_buf_free(&r.body);
@@ -1495,9 +1558,12 @@ static void test_oom_request_path(void **state)
 
 int main(void)
 {
+    /* A client that hangs up before its answer is written must not kill the server. */
+    signal(SIGPIPE, SIG_IGN);
     th_log_configure(TH_LOG_ERROR, TH_LOG_CONSOLE);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_protobuf_200),
+        cmocka_unit_test(test_answer_waits_for_ack),
         cmocka_unit_test(test_json_200),
         cmocka_unit_test(test_compressed_bodies),
         cmocka_unit_test(test_chunked_body),
