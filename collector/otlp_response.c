@@ -15,6 +15,9 @@
 static int pack_append(const ProtobufCMessage *m, th_buf_t *out)
 {
     size_t n = protobuf_c_message_get_packed_size(m);
+    if (n == 0) {
+        return 0; /* an empty message; out->ptr may still be NULL */
+    }
     int rc = th_buf_reserve(out, n);
     if (rc) {
         return rc;
