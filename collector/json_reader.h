@@ -45,9 +45,9 @@ typedef struct th_json_reader {
     uint32_t depth;
     uint32_t max_depth;
     uint8_t state;
-    int err;           /**< 0, or the error of the failed call (sticky) */
-    const char *errmsg; /**< what was wrong, when err != 0 */
-    size_t erroff;      /**< byte offset of the error in the input */
+    int err;                                /**< 0, or the error of the failed call (sticky) */
+    const char *errmsg;                     /**< what was wrong, when err != 0 */
+    size_t erroff;                          /**< byte offset of the error in the input */
     uint64_t kinds[TH_JSON_MAX_DEPTH / 64]; /**< per level: 1 = object, 0 = array */
 } th_json_reader_t;
 

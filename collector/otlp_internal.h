@@ -13,15 +13,15 @@
 
 /* Config key names of the limits, used in every limit message so an operator knows what
  * to raise. */
-#define TH_OTLP_KEY_DEPTH   "max_nesting_depth"
-#define TH_OTLP_KEY_SPANS   "max_spans_per_request"
-#define TH_OTLP_KEY_ATTRS   "max_attributes_per_item"
-#define TH_OTLP_KEY_STRLEN  "max_string_length"
+#define TH_OTLP_KEY_DEPTH  "max_nesting_depth"
+#define TH_OTLP_KEY_SPANS  "max_spans_per_request"
+#define TH_OTLP_KEY_ATTRS  "max_attributes_per_item"
+#define TH_OTLP_KEY_STRLEN "max_string_length"
 
 /** Blocks the decoders take from the arena and then bump-allocate from, inline. */
 #define TH__OTLP_BLOCK 16384u
 
-/** Big blocks remembered so that a free of one can be recognised (see th__otlp_mem_free). */
+/** Big blocks remembered so that a free of one can be recognised (mem_free, otlp_validate.c). */
 #define TH__OTLP_BIG 32u
 
 /**
@@ -34,18 +34,18 @@
  */
 struct th__otlp_mem {
     th_arena_t *arena;
-    uint8_t *cur;     /**< the free part of the current block */
+    uint8_t *cur; /**< the free part of the current block */
     uint8_t *end;
-    size_t used;      /**< bytes taken from the arena by this decode */
-    size_t limit;     /**< the budget in bytes */
-    bool over_limit;  /**< an allocation was refused because of the budget */
-    bool oom;         /**< an allocation failed because the arena could not get memory */
+    size_t used;     /**< bytes taken from the arena by this decode */
+    size_t limit;    /**< the budget in bytes */
+    bool over_limit; /**< an allocation was refused because of the budget */
+    bool oom;        /**< an allocation failed because the arena could not get memory */
     unsigned nbig;
     struct {
         void *p;
         uint32_t log2;
-    } big[TH__OTLP_BIG];  /**< live power-of-two blocks of 1 KiB and more */
-    void *slabs[32];      /**< freed power-of-two blocks, by log2 of their size */
+    } big[TH__OTLP_BIG]; /**< live power-of-two blocks of 1 KiB and more */
+    void *slabs[32];     /**< freed power-of-two blocks, by log2 of their size */
 };
 
 /** Start a budget of @p limit bytes over @p a. */
@@ -58,7 +58,7 @@ void *th__otlp_mem_alloc_slow(struct th__otlp_mem *m, size_t n);
 static inline void *th__otlp_mem_alloc(struct th__otlp_mem *m, size_t n)
 {
     size_t rounded = (n + 15u) & ~(size_t)15u;
-    if (n < 1024 && rounded <= (size_t)(m->end - m->cur)) {
+    if (n < 1024 && rounded <= (uintptr_t)m->end - (uintptr_t)m->cur) {
         void *p = m->cur;
         m->cur += rounded;
         return p;

@@ -63,9 +63,9 @@ static void render_path(const struct jpath *at, char *buf, size_t cap)
     buf[0] = '\0';
     while (n-- > 0 && len < cap) {
         const struct jpath *p = chain[n];
-        int w = p->indexed ? snprintf(buf + len, cap - len, "%s%s[%zu]", len ? "." : "",
-                                      p->name, p->idx)
-                           : snprintf(buf + len, cap - len, "%s%s", len ? "." : "", p->name);
+        int w = p->indexed
+                    ? snprintf(buf + len, cap - len, "%s%s[%zu]", len ? "." : "", p->name, p->idx)
+                    : snprintf(buf + len, cap - len, "%s%s", len ? "." : "", p->name);
         len = w < 0 ? cap : TH_MIN(cap, len + (size_t)w);
     }
     if (!buf[0]) {
@@ -97,32 +97,28 @@ static int nomem(struct jdec *d)
     return th__otlp_mem_fail(&d->mem, d->err);
 }
 
-/* Next token; a tokenizer error becomes a message with the place and the byte offset. */
-static int next(struct jdec *d, const struct jpath *at, th_json_tok_t *t)
+/* A tokenizer error as a message with the place and the byte offset. */
+static int __attribute__((noinline, cold))
+reader_error(struct jdec *d, const struct jpath *at, int rc)
 {
-    int rc = th_json_next(&d->r, t);
     if (rc == TH_E2BIG) {
         return jfail(d, at, rc, "JSON nested deeper than %u levels (" TH_OTLP_KEY_DEPTH ")",
                      d->r.max_depth);
     }
-    if (rc) {
-        return jfail(d, at, rc, "invalid JSON at byte %zu: %s", d->r.erroff, d->r.errmsg);
-    }
-    return 0;
+    return jfail(d, at, rc, "invalid JSON at byte %zu: %s", d->r.erroff, d->r.errmsg);
+}
+
+/* Next token. */
+static inline int next(struct jdec *d, const struct jpath *at, th_json_tok_t *t)
+{
+    int rc = th_json_next(&d->r, t);
+    return __builtin_expect(rc != 0, 0) ? reader_error(d, at, rc) : 0;
 }
 
 static int skip(struct jdec *d, const struct jpath *at, const th_json_tok_t *t)
 {
     int rc = th_json_skip(&d->r, t);
-    if (rc) {
-        /* Report it the way next() would. */
-        if (rc == TH_E2BIG) {
-            return jfail(d, at, rc, "JSON nested deeper than %u levels (" TH_OTLP_KEY_DEPTH ")",
-                         d->r.max_depth);
-        }
-        return jfail(d, at, rc, "invalid JSON at byte %zu: %s", d->r.erroff, d->r.errmsg);
-    }
-    return 0;
+    return rc ? reader_error(d, at, rc) : 0;
 }
 
 static const char *type_name(enum th_json_type t)
@@ -226,10 +222,18 @@ struct key {
     uint8_t id;
 };
 
-#define KEY(c, s, id) {c, s, sizeof(c) - 1, sizeof(s) - 1, id}
+#define KEY(c, s, id)                                                                              \
+    {                                                                                              \
+        c, s, sizeof(c) - 1, sizeof(s) - 1, id                                                     \
+    }
 
-/* @return the id of the key in @p keys, or 0 for an unknown key (skipped by the caller). */
-static int match_key(const th_json_tok_t *t, const struct key *keys, size_t n)
+/*
+ * @return the id of the key in @p keys, or 0 for an unknown key (skipped by the caller).
+ * Senders write an object's keys in the same order every time, so the search starts just
+ * after the key matched last (@p hint, kept by the caller for one object) and usually hits
+ * at once. lowerCamelCase is tried first (what senders should use), then snake_case.
+ */
+static int match_key(const th_json_tok_t *t, const struct key *keys, size_t n, size_t *hint)
 {
     const uint8_t *p = t->ptr;
     size_t len = t->len;
@@ -241,9 +245,21 @@ static int match_key(const th_json_tok_t *t, const struct key *keys, size_t n)
         len = th_json_unescape(t, buf);
         p = buf;
     }
-    for (size_t i = 0; i < n; i++) {
-        if ((len == keys[i].clen && memcmp(p, keys[i].camel, len) == 0) ||
-            (len == keys[i].slen && memcmp(p, keys[i].snake, len) == 0)) {
+    if (len == 0) {
+        return 0;
+    }
+    size_t i = *hint < n ? *hint : 0;
+    for (size_t j = 0; j < n; j++, i = i + 1 < n ? i + 1 : 0) {
+        if (len == keys[i].clen && p[0] == (uint8_t)keys[i].camel[0] &&
+            memcmp(p, keys[i].camel, len) == 0) {
+            *hint = i + 1;
+            return keys[i].id;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (len == keys[i].slen && keys[i].slen != keys[i].clen &&
+            memcmp(p, keys[i].snake, len) == 0) {
+            *hint = i + 1;
             return keys[i].id;
         }
     }
@@ -282,8 +298,9 @@ static int get_string(struct jdec *d, const struct jpath *at, const th_json_tok_
     *out = s;
     return 0;
 too_long:
-    return jfail(d, at, TH_E2BIG, "string of %zu bytes is longer than %llu (" TH_OTLP_KEY_STRLEN ")",
-                 t->len, (unsigned long long)d->lim.max_string_len);
+    return jfail(d, at, TH_E2BIG,
+                 "string of %zu bytes is longer than %llu (" TH_OTLP_KEY_STRLEN ")", t->len,
+                 (unsigned long long)d->lim.max_string_len);
 }
 
 /* A trace or span id: hex, any case; "" is the empty id. Lengths are checked afterwards. */
@@ -306,8 +323,9 @@ static int get_id(struct jdec *d, const struct jpath *at, const th_json_tok_t *t
         return jfail(d, at, TH_EDECODE, "invalid hex id: odd number of digits (%zu)", len);
     }
     if (len / 2 > d->lim.max_string_len) {
-        return jfail(d, at, TH_E2BIG, "id of %zu bytes is longer than %llu (" TH_OTLP_KEY_STRLEN ")",
-                     len / 2, (unsigned long long)d->lim.max_string_len);
+        return jfail(d, at, TH_E2BIG,
+                     "id of %zu bytes is longer than %llu (" TH_OTLP_KEY_STRLEN ")", len / 2,
+                     (unsigned long long)d->lim.max_string_len);
     }
     out->len = 0;
     out->data = NULL;
@@ -319,10 +337,10 @@ static int get_id(struct jdec *d, const struct jpath *at, const th_json_tok_t *t
         return nomem(d);
     }
     static const int8_t hex[256] = {
-        ['0'] = 1, ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,
-        ['7'] = 8, ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
-        ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15,
-        ['F'] = 16,
+        ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
+        ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+        ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12,
+        ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
     };
     for (size_t i = 0; i < len; i += 2) {
         int hi = hex[p[i]];
@@ -451,13 +469,21 @@ static bool number_text_ok(const uint8_t *p, size_t len)
     return p == end;
 }
 
+/*
+ * The longest number text given to strtod. RFC 8259 lets a parser limit numbers; no OTLP
+ * value needs more, and strtod's cost grows with the digits it is handed.
+ */
+#define MAX_NUMBER_TEXT 512
+
 /* strtod on a slice (it needs a NUL): a stack copy, or scratch for long texts. */
 static int slice_strtod(struct jdec *d, const uint8_t *p, size_t len, double *out)
 {
     char small[64];
     char *s = small;
     if (len >= sizeof(small)) {
-        if (p >= d->scratch && p < d->scratch + d->capscratch) {
+        uintptr_t at = (uintptr_t)p;
+        uintptr_t sc = (uintptr_t)d->scratch;
+        if (d->scratch && at >= sc && at < sc + d->capscratch) {
             /* Already in scratch (an unescaped string): copy to a fresh heap buffer. */
             s = th_malloc(len + 1);
         } else {
@@ -496,14 +522,10 @@ static int get_int(struct jdec *d, const struct jpath *at, const th_json_tok_t *
         if (rc) {
             return rc;
         }
-        if (!number_text_ok(p, len)) {
-            return jfail(d, at, TH_EDECODE, "\"%.*s\" is not an integer", (int)TH_MIN(len, 40),
-                         (const char *)p);
-        }
     } else {
         return expected(d, at, "an integer", t);
     }
-    bool neg = p[0] == '-';
+    bool neg = len > 0 && p[0] == '-';
     uint64_t mag = 0;
     bool simple = true;
     bool overflow = false;
@@ -513,13 +535,24 @@ static int get_int(struct jdec *d, const struct jpath *at, const th_json_tok_t *
             simple = false;
             break;
         }
-        if (mag > (UINT64_MAX - (c - '0')) / 10) {
+        /* 19 digits always fit; only longer numbers need the overflow check. */
+        if (i - neg >= 19 && mag > (UINT64_MAX - (c - '0')) / 10) {
             overflow = true;
         }
         mag = mag * 10 + (c - '0');
     }
+    if (len == (size_t)neg) {
+        simple = false; /* "" or "-" */
+    }
+    if (!simple && t->type == TH_JSON_STRING && !number_text_ok(p, len)) {
+        return jfail(d, at, TH_EDECODE, "\"%.*s\" is not an integer", (int)TH_MIN(len, 40),
+                     (const char *)p);
+    }
     if (!simple) {
         double v;
+        if (len > MAX_NUMBER_TEXT) {
+            return jfail(d, at, TH_EDECODE, "number of %zu characters is too long", len);
+        }
         int rc = slice_strtod(d, p, len, &v);
         if (rc) {
             return rc;
@@ -612,8 +645,8 @@ static int get_enum(struct jdec *d, const struct jpath *at, const th_json_tok_t 
             }
         }
         if (!number_text_ok(p, len)) {
-            return jfail(d, at, TH_EDECODE, "unknown enum value \"%.*s\"",
-                         (int)TH_MIN(len, 40), (const char *)p);
+            return jfail(d, at, TH_EDECODE, "unknown enum value \"%.*s\"", (int)TH_MIN(len, 40),
+                         (const char *)p);
         }
     }
     int32_t v = 0;
@@ -656,6 +689,9 @@ static int get_double(struct jdec *d, const struct jpath *at, const th_json_tok_
         return expected(d, at, "a number", t);
     }
     double v;
+    if (len > MAX_NUMBER_TEXT) {
+        return jfail(d, at, TH_EDECODE, "number of %zu characters is too long", len);
+    }
     int rc = slice_strtod(d, p, len, &v);
     if (rc) {
         return rc;
@@ -698,8 +734,7 @@ static int next_key(struct jdec *d, const struct jpath *at, th_json_tok_t *key)
     return key->type == TH_JSON_KEY ? 1 : 0;
 }
 
-typedef int (*elem_fn)(struct jdec *d, const struct jpath *at, const th_json_tok_t *t,
-                       void **out);
+typedef int (*elem_fn)(struct jdec *d, const struct jpath *at, const th_json_tok_t *t, void **out);
 
 /*
  * A repeated field: read the array, decoding each element with @p fn, and store an exact-size
@@ -764,8 +799,8 @@ static int get_array(struct jdec *d, const struct jpath *at, const th_json_tok_t
 #define GET_ARRAY(d, at, t, fn, limit, n, arr)                                                     \
     get_array((d), (at), (t), (fn), (limit), &(n), (void ***)&(arr))
 
-static int get_any(struct jdec *d, const struct jpath *at, const th_json_tok_t *t,
-                   uint32_t depth, th_otlp_any_t **out);
+static int get_any(struct jdec *d, const struct jpath *at, const th_json_tok_t *t, uint32_t depth,
+                   th_otlp_any_t **out);
 
 static int elem_any(struct jdec *d, const struct jpath *at, const th_json_tok_t *t, void **out)
 {
@@ -792,8 +827,9 @@ static int elem_kv(struct jdec *d, const struct jpath *at, const th_json_tok_t *
     }
     th_json_tok_t k;
     th_json_tok_t v;
+    size_t hint = 0;
     while ((rc = next_key(d, at, &k)) == 1) {
-        int id = match_key(&k, kv_keys, TH_ARRAY_SIZE(kv_keys));
+        int id = match_key(&k, kv_keys, TH_ARRAY_SIZE(kv_keys), &hint);
         if ((rc = next(d, at, &v))) {
             return rc;
         }
@@ -857,15 +893,15 @@ static int get_values(struct jdec *d, const struct jpath *at, const th_json_tok_
     d->any_depth = depth;
     th_json_tok_t k;
     th_json_tok_t v;
+    size_t hint = 0;
     while ((rc = next_key(d, at, &k)) == 1) {
-        int id = match_key(&k, values_keys, TH_ARRAY_SIZE(values_keys));
+        int id = match_key(&k, values_keys, TH_ARRAY_SIZE(values_keys), &hint);
         if ((rc = next(d, at, &v))) {
             return rc;
         }
         struct jpath fp = {at, "values", 0, false};
         if (id == K_VALUES && kvlist) {
-            rc = GET_ARRAY(d, &fp, &v, elem_kv, d->lim.max_attributes, kvl->n_values,
-                           kvl->values);
+            rc = GET_ARRAY(d, &fp, &v, elem_kv, d->lim.max_attributes, kvl->n_values, kvl->values);
         } else if (id == K_VALUES) {
             rc = GET_ARRAY(d, &fp, &v, elem_any, 0, arr->n_values, arr->values);
         } else {
@@ -905,8 +941,8 @@ static const struct key any_keys[] = {
 };
 
 /* An AnyValue at nesting @p depth; `{}` is the empty value, null leaves *out alone. */
-static int get_any(struct jdec *d, const struct jpath *at, const th_json_tok_t *t,
-                   uint32_t depth, th_otlp_any_t **out)
+static int get_any(struct jdec *d, const struct jpath *at, const th_json_tok_t *t, uint32_t depth,
+                   th_otlp_any_t **out)
 {
     int rc = open_object(d, at, t);
     if (rc) {
@@ -919,8 +955,9 @@ static int get_any(struct jdec *d, const struct jpath *at, const th_json_tok_t *
     }
     th_json_tok_t k;
     th_json_tok_t v;
+    size_t hint = 0;
     while ((rc = next_key(d, at, &k)) == 1) {
-        int id = match_key(&k, any_keys, TH_ARRAY_SIZE(any_keys));
+        int id = match_key(&k, any_keys, TH_ARRAY_SIZE(any_keys), &hint);
         if ((rc = next(d, at, &v))) {
             return rc;
         }
@@ -1044,8 +1081,9 @@ static int elem_entity(struct jdec *d, const struct jpath *at, const th_json_tok
     }
     th_json_tok_t k;
     th_json_tok_t v;
+    size_t hint = 0;
     while ((rc = next_key(d, at, &k)) == 1) {
-        int id = match_key(&k, entity_keys, TH_ARRAY_SIZE(entity_keys));
+        int id = match_key(&k, entity_keys, TH_ARRAY_SIZE(entity_keys), &hint);
         if ((rc = next(d, at, &v))) {
             return rc;
         }
@@ -1065,8 +1103,7 @@ static int elem_entity(struct jdec *d, const struct jpath *at, const th_json_tok
             break;
         case K_DESCRIPTION_KEYS:
             fp.name = "description_keys";
-            rc = GET_ARRAY(d, &fp, &v, elem_string, 0, e->n_description_keys,
-                           e->description_keys);
+            rc = GET_ARRAY(d, &fp, &v, elem_string, 0, e->n_description_keys, e->description_keys);
             break;
         default:
             rc = skip(d, at, &v);
@@ -1107,8 +1144,9 @@ static int get_resource(struct jdec *d, const struct jpath *at, const th_json_to
     }
     th_json_tok_t k;
     th_json_tok_t v;
+    size_t hint = 0;
     while ((rc = next_key(d, at, &k)) == 1) {
-        int id = match_key(&k, resource_keys, TH_ARRAY_SIZE(resource_keys));
+        int id = match_key(&k, resource_keys, TH_ARRAY_SIZE(resource_keys), &hint);
         if ((rc = next(d, at, &v))) {
             return rc;
         }
@@ -1150,8 +1188,7 @@ static const struct key scope_keys[] = {
     KEY("droppedAttributesCount", "dropped_attributes_count", K_SCOPE_DROPPED),
 };
 
-static int get_scope(struct jdec *d, const struct jpath *at, const th_json_tok_t *t,
-                     scope_t **out)
+static int get_scope(struct jdec *d, const struct jpath *at, const th_json_tok_t *t, scope_t **out)
 {
     int rc = open_object(d, at, t);
     if (rc) {
@@ -1167,8 +1204,9 @@ static int get_scope(struct jdec *d, const struct jpath *at, const th_json_tok_t
     }
     th_json_tok_t k;
     th_json_tok_t v;
+    size_t hint = 0;
     while ((rc = next_key(d, at, &k)) == 1) {
-        int id = match_key(&k, scope_keys, TH_ARRAY_SIZE(scope_keys));
+        int id = match_key(&k, scope_keys, TH_ARRAY_SIZE(scope_keys), &hint);
         if ((rc = next(d, at, &v))) {
             return rc;
         }
@@ -1227,8 +1265,9 @@ static int elem_event(struct jdec *d, const struct jpath *at, const th_json_tok_
     }
     th_json_tok_t k;
     th_json_tok_t v;
+    size_t hint = 0;
     while ((rc = next_key(d, at, &k)) == 1) {
-        int id = match_key(&k, event_keys, TH_ARRAY_SIZE(event_keys));
+        int id = match_key(&k, event_keys, TH_ARRAY_SIZE(event_keys), &hint);
         if ((rc = next(d, at, &v))) {
             return rc;
         }
@@ -1308,8 +1347,9 @@ static int elem_link(struct jdec *d, const struct jpath *at, const th_json_tok_t
     }
     th_json_tok_t k;
     th_json_tok_t v;
+    size_t hint = 0;
     while ((rc = next_key(d, at, &k)) == 1) {
-        int id = match_key(&k, link_keys, TH_ARRAY_SIZE(link_keys));
+        int id = match_key(&k, link_keys, TH_ARRAY_SIZE(link_keys), &hint);
         if ((rc = next(d, at, &v))) {
             return rc;
         }
@@ -1380,8 +1420,9 @@ static int get_status(struct jdec *d, const struct jpath *at, const th_json_tok_
     }
     th_json_tok_t k;
     th_json_tok_t v;
+    size_t hint = 0;
     while ((rc = next_key(d, at, &k)) == 1) {
-        int id = match_key(&k, status_keys, TH_ARRAY_SIZE(status_keys));
+        int id = match_key(&k, status_keys, TH_ARRAY_SIZE(status_keys), &hint);
         if ((rc = next(d, at, &v))) {
             return rc;
         }
@@ -1412,23 +1453,24 @@ static int get_status(struct jdec *d, const struct jpath *at, const th_json_tok_
     return 0;
 }
 
+/* In the order the Go Collector and the JS SDK write them (field-number order). */
 static const struct key span_keys[] = {
     KEY("traceId", "trace_id", K_TRACE_ID),
     KEY("spanId", "span_id", K_SPAN_ID),
+    KEY("traceState", "trace_state", K_TRACE_STATE),
     KEY("parentSpanId", "parent_span_id", K_PARENT_SPAN_ID),
+    KEY("flags", "flags", K_FLAGS),
     KEY("name", "name", K_SPAN_NAME),
     KEY("kind", "kind", K_KIND),
     KEY("startTimeUnixNano", "start_time_unix_nano", K_START),
     KEY("endTimeUnixNano", "end_time_unix_nano", K_END),
     KEY("attributes", "attributes", K_SPAN_ATTRIBUTES),
-    KEY("status", "status", K_STATUS),
-    KEY("flags", "flags", K_FLAGS),
-    KEY("traceState", "trace_state", K_TRACE_STATE),
-    KEY("events", "events", K_EVENTS),
-    KEY("links", "links", K_LINKS),
     KEY("droppedAttributesCount", "dropped_attributes_count", K_SPAN_DROPPED_ATTRIBUTES),
+    KEY("events", "events", K_EVENTS),
     KEY("droppedEventsCount", "dropped_events_count", K_DROPPED_EVENTS),
+    KEY("links", "links", K_LINKS),
     KEY("droppedLinksCount", "dropped_links_count", K_DROPPED_LINKS),
+    KEY("status", "status", K_STATUS),
 };
 static const char *const kind_names[] = {
     "SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER",
@@ -1453,8 +1495,9 @@ static int elem_span(struct jdec *d, const struct jpath *at, const th_json_tok_t
     }
     th_json_tok_t k;
     th_json_tok_t v;
+    size_t hint = 0;
     while ((rc = next_key(d, at, &k)) == 1) {
-        int id = match_key(&k, span_keys, TH_ARRAY_SIZE(span_keys));
+        int id = match_key(&k, span_keys, TH_ARRAY_SIZE(span_keys), &hint);
         if ((rc = next(d, at, &v))) {
             return rc;
         }
@@ -1563,8 +1606,9 @@ static int elem_scope_spans(struct jdec *d, const struct jpath *at, const th_jso
     }
     th_json_tok_t k;
     th_json_tok_t v;
+    size_t hint = 0;
     while ((rc = next_key(d, at, &k)) == 1) {
-        int id = match_key(&k, ss_keys, TH_ARRAY_SIZE(ss_keys));
+        int id = match_key(&k, ss_keys, TH_ARRAY_SIZE(ss_keys), &hint);
         if ((rc = next(d, at, &v))) {
             return rc;
         }
@@ -1618,8 +1662,9 @@ static int elem_resource_spans(struct jdec *d, const struct jpath *at, const th_
     }
     th_json_tok_t k;
     th_json_tok_t v;
+    size_t hint = 0;
     while ((rc = next_key(d, at, &k)) == 1) {
-        int id = match_key(&k, rs_keys, TH_ARRAY_SIZE(rs_keys));
+        int id = match_key(&k, rs_keys, TH_ARRAY_SIZE(rs_keys), &hint);
         if ((rc = next(d, at, &v))) {
             return rc;
         }
@@ -1674,8 +1719,9 @@ static int get_request(struct jdec *d, th_otlp_request_t **out)
     }
     th_json_tok_t k;
     th_json_tok_t v;
+    size_t hint = 0;
     while ((rc = next_key(d, NULL, &k)) == 1) {
-        int id = match_key(&k, req_keys, TH_ARRAY_SIZE(req_keys));
+        int id = match_key(&k, req_keys, TH_ARRAY_SIZE(req_keys), &hint);
         if ((rc = next(d, NULL, &v))) {
             return rc;
         }

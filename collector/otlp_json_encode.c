@@ -363,8 +363,7 @@ static void enc_kv(struct jw *w, const th_otlp_kv_t *kv)
     LIT(w, "}");
 }
 
-static void enc_kvs(struct jw *w, bool *first, const char *name, size_t n,
-                    th_otlp_kv_t *const *kvs)
+static void enc_kvs(struct jw *w, bool *first, const char *name, size_t n, th_otlp_kv_t *const *kvs)
 {
     if (!n) {
         return;

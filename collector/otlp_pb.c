@@ -139,14 +139,10 @@ static const struct fdesc f_kv[] = {
     [3] = {F_VARINT, 0, 0, "key_strindex"},
 };
 static const struct fdesc f_any[] = {
-    [1] = {F_STRING, 0, 0, "string_value"},
-    [2] = {F_VARINT, 0, 0, "bool_value"},
-    [3] = {F_VARINT, 0, 0, "int_value"},
-    [4] = {F_I64, 0, 0, "double_value"},
-    [5] = {F_MSG, M_ARRAY, NEST, "array_value"},
-    [6] = {F_MSG, M_KVLIST, NEST, "kvlist_value"},
-    [7] = {F_BYTES, 0, 0, "bytes_value"},
-    [8] = {F_VARINT, 0, 0, "string_value_strindex"},
+    [1] = {F_STRING, 0, 0, "string_value"},      [2] = {F_VARINT, 0, 0, "bool_value"},
+    [3] = {F_VARINT, 0, 0, "int_value"},         [4] = {F_I64, 0, 0, "double_value"},
+    [5] = {F_MSG, M_ARRAY, NEST, "array_value"}, [6] = {F_MSG, M_KVLIST, NEST, "kvlist_value"},
+    [7] = {F_BYTES, 0, 0, "bytes_value"},        [8] = {F_VARINT, 0, 0, "string_value_strindex"},
 };
 static const struct fdesc f_array[] = {
     [1] = {F_MSG, M_ANY, R, "values"},
@@ -155,7 +151,10 @@ static const struct fdesc f_kvlist[] = {
     [1] = {F_MSG, M_KV, R | ATTRS, "values"},
 };
 
-#define MD(fields, type) {TH_ARRAY_SIZE(fields), sizeof(type), fields}
+#define MD(fields, type)                                                                           \
+    {                                                                                              \
+        TH_ARRAY_SIZE(fields), sizeof(type), fields                                                \
+    }
 
 static const struct mdesc schema[] = {
     [M_REQ] = MD(f_req, th_otlp_request_t),
@@ -309,8 +308,8 @@ static void path_add(char *buf, size_t cap, size_t *len, const struct fdesc *fd,
  * Indexes are found by rescanning the parents (already validated), so the hot path keeps
  * no per-field counters.
  */
-static void where(const struct walk *w, unsigned fno, const uint8_t *at, bool indexed,
-                  char *buf, size_t cap)
+static void where(const struct walk *w, unsigned fno, const uint8_t *at, bool indexed, char *buf,
+                  size_t cap)
 {
     size_t len = 0;
     buf[0] = '\0';
@@ -354,8 +353,8 @@ static int fail(struct walk *w, int rc, unsigned fno, const uint8_t *at, bool in
 
 static const char *wire_name(unsigned wt)
 {
-    static const char *const names[] = {"varint", "64-bit", "length-delimited", "group start",
-                                        "group end", "32-bit", "6", "7"};
+    static const char *const names[] = {
+        "varint", "64-bit", "length-delimited", "group start", "group end", "32-bit", "6", "7"};
     return names[wt & 7];
 }
 
@@ -509,8 +508,7 @@ static int prewalk(struct walk *w, const uint8_t *buf, size_t len)
         case 1:
         case 5:
             if (end - p < (wt == 1 ? 8 : 4)) {
-                return fail(w, TH_EDECODE, fno, at, true, "truncated %s value",
-                            wire_name(wt));
+                return fail(w, TH_EDECODE, fno, at, true, "truncated %s value", wire_name(wt));
             }
             p += wt == 1 ? 8 : 4;
             est += ALIGN16((size_t)(p - at));
@@ -518,8 +516,7 @@ static int prewalk(struct walk *w, const uint8_t *buf, size_t len)
         case 2:
             break;
         default:
-            return fail(w, TH_EDECODE, fno, at, true, "unsupported wire type %s",
-                        wire_name(wt));
+            return fail(w, TH_EDECODE, fno, at, true, "unsupported wire type %s", wire_name(wt));
         }
         /* protobuf-c reads lengths as at most 5 bytes into a uint32. */
         if (p < end && *p < 0x80) {
@@ -588,8 +585,8 @@ static int prewalk(struct walk *w, const uint8_t *buf, size_t len)
         return fail(w, TH_EDECODE, 0, NULL, false, "invalid field number %llu at byte %zu",
                     (unsigned long long)(tag >> 3), (size_t)(at - buf));
     wrong_wire:
-        return fail(w, TH_EDECODE, fno, at, true, "wrong wire type %s, expected %s",
-                    wire_name(wt), wire_name(wire_of[fd->kind]));
+        return fail(w, TH_EDECODE, fno, at, true, "wrong wire type %s, expected %s", wire_name(wt),
+                    wire_name(wire_of[fd->kind]));
     }
     w->estimate = est;
     return 0;
@@ -598,6 +595,10 @@ static int prewalk(struct walk *w, const uint8_t *buf, size_t len)
 int th_otlp_decode_pb(const uint8_t *buf, size_t len, const struct th_otlp_limits *lim,
                       th_arena_t *arena, th_otlp_request_t **out, struct th_otlp_error *err)
 {
+    if (!buf) {
+        buf = (const uint8_t *)"";
+        len = 0;
+    }
     struct th_otlp_limits l;
     th__otlp_limits_resolve(lim, len, &l);
     if (err) {
@@ -614,37 +615,33 @@ int th_otlp_decode_pb(const uint8_t *buf, size_t len, const struct th_otlp_limit
     w->estimate = 0;
     struct th__otlp_mem mem;
     th__otlp_mem_init(&mem, arena, (size_t)l.max_arena);
-    int rc = prewalk(w, buf ? buf : (const uint8_t *)"", buf ? len : 0);
+    int rc = prewalk(w, buf, len);
     if (rc) {
-        goto out;
+        return rc;
     }
     if (w->estimate > l.max_arena) {
         /* Certain to fail: say so before allocating anything. */
         mem.over_limit = true;
-        rc = th__otlp_mem_fail(&mem, err);
-        goto out;
+        return th__otlp_mem_fail(&mem, err);
     }
 
     ProtobufCAllocator alloc;
     th__otlp_mem_pbc(&mem, &alloc);
     th_otlp_request_t *req =
-        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
-            &alloc, len, buf ? buf : (const uint8_t *)"");
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(&alloc,
+                                                                                         len, buf);
     if (!req) {
         if (mem.over_limit || mem.oom) {
-            rc = th__otlp_mem_fail(&mem, err);
-        } else {
-            /* The walk accepts only what protobuf-c can read; this is a bug if it happens. */
-            th__otlp_errf(err, "protobuf-c could not unpack the request");
-            rc = TH_EDECODE;
+            return th__otlp_mem_fail(&mem, err);
         }
-        goto out;
+        /* The walk accepts only what protobuf-c can read; this is a bug if it happens. */
+        th__otlp_errf(err, "protobuf-c could not unpack the request");
+        return TH_EDECODE;
     }
     rc = th__otlp_validate(req, err);
     if (rc) {
-        goto out;
+        return rc;
     }
     *out = req;
-out:
-    return rc;
+    return 0;
 }

@@ -45,8 +45,8 @@ int th_otlp_encode_response(bool json, int64_t rejected, const char *msg, th_buf
             comma = true;
         }
         if (msg && msg[0]) {
-            if ((rc = th_buf_append(out, comma ? ",\"errorMessage\":" : "\"errorMessage\":",
-                                    comma ? 16 : 15)) ||
+            if ((rc = th_buf_append(
+                     out, comma ? ",\"errorMessage\":" : "\"errorMessage\":", comma ? 16 : 15)) ||
                 (rc = th__otlp_json_string(out, msg))) {
                 return rc;
             }
@@ -80,8 +80,8 @@ int th_otlp_encode_status(bool json, int code, const char *msg, int retry_after_
             comma = true;
         }
         if (msg && msg[0]) {
-            if ((rc = th_buf_append(out, comma ? ",\"message\":" : "\"message\":",
-                                    comma ? 11 : 10)) ||
+            if ((rc = th_buf_append(out,
+                                    comma ? ",\"message\":" : "\"message\":", comma ? 11 : 10)) ||
                 (rc = th__otlp_json_string(out, msg))) {
                 return rc;
             }

@@ -55,7 +55,7 @@ void *th__otlp_mem_alloc_slow(struct th__otlp_mem *m, size_t n)
     } else if (rounded >= TH__OTLP_BLOCK / 4) {
         /* Big: straight from the arena, leaving the current block to small allocations. */
         p = from_arena(m, rounded);
-    } else if (rounded <= (size_t)(m->end - m->cur)) {
+    } else if (rounded <= (uintptr_t)m->end - (uintptr_t)m->cur) {
         p = m->cur;
         m->cur += rounded;
     } else {
@@ -69,7 +69,7 @@ void *th__otlp_mem_alloc_slow(struct th__otlp_mem *m, size_t n)
     }
     if (p && pow2) {
         if (m->nbig == TH__OTLP_BIG) {
-            /* Forget the oldest: its free, if it comes, is then simply ignored. */
+            /* Forget one: its free, if it comes, is then simply ignored. */
             memmove(&m->big[0], &m->big[1], sizeof(m->big[0]) * (TH__OTLP_BIG - 1));
             m->nbig--;
         }
@@ -272,8 +272,8 @@ static const char *const id_field[] = {"trace_id", "span_id", "parent_span_id"};
  * Check one id; on failure write the message. The Go Collector rejects the same things
  * (pdata/internal/traceid.go): any non-empty id of the wrong length, and zero ids.
  */
-static int check_id(const ProtobufCBinaryData *id, enum id_kind kind, size_t i, size_t j,
-                    size_t k, long link, struct th_otlp_error *err)
+static int check_id(const ProtobufCBinaryData *id, enum id_kind kind, size_t i, size_t j, size_t k,
+                    long link, struct th_otlp_error *err)
 {
     size_t want = kind == ID_TRACE ? 16 : 8;
     bool len_ok = id->len == want || (kind == ID_PARENT && id->len == 0);

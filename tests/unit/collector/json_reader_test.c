@@ -155,14 +155,14 @@ static void test_strings(void **state)
     bad("[\"\\x\"]");
     bad("[\"\\u12\"]");
     bad("[\"\\u12g4\"]");
-    bad("[\"\\ud800\"]");        /* lone high surrogate */
+    bad("[\"\\ud800\"]"); /* lone high surrogate */
     bad("[\"\\ud800x\"]");
     bad("[\"\\ud800\\u0041\"]"); /* high surrogate + non-surrogate */
     bad("[\"\\udc00\"]");        /* lone low surrogate */
     bad("[\"\\ud800\\ud800\"]");
     bad("[\"abc");
     bad("[\"abc\\");
-    bad("[\"a\tb\"]");           /* raw control character */
+    bad("[\"a\tb\"]"); /* raw control character */
     bad("[\"a\nb\"]");
     bad_n("[\"a\0b\"]", 6, TH_EDECODE);
     /* Raw UTF-8: valid of every length, and the invalid forms. */
@@ -230,8 +230,9 @@ static void test_fast_path_offsets(void **state)
 static void test_unescape(void **state)
 {
     (void)state;
-    const char *s = "[\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\te\\u0041\\u00e9\\u20ac\\ud83d\\ude00\\u0000z\","
-                    "\"plain\"]";
+    const char *s =
+        "[\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\te\\u0041\\u00e9\\u20ac\\ud83d\\ude00\\u0000z\","
+        "\"plain\"]";
     th_json_reader_t r;
     th_json_reader_init(&r, (const uint8_t *)s, strlen(s), 8);
     th_json_tok_t t;

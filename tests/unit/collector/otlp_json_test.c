@@ -52,8 +52,7 @@ struct result {
     struct th_otlp_error err;
 };
 
-static void decode(const char *json, size_t len, const struct th_otlp_limits *lim,
-                   struct result *r)
+static void decode(const char *json, size_t len, const struct th_otlp_limits *lim, struct result *r)
 {
     r->arena = th_arena_create(0, 0);
     assert_non_null(r->arena);
@@ -100,8 +99,8 @@ static void expect_n(const char *json, size_t len, const struct th_otlp_limits *
     struct result r;
     decode(json, len, lim, &r);
     if (r.rc != rc || (msg && !strstr(r.err.msg, msg))) {
-        print_error("got %d (%s) '%s', wanted %d with '%s' for %.200s\n", r.rc,
-                    th_strerror(r.rc), r.rc ? r.err.msg : "", rc, msg ? msg : "", json);
+        print_error("got %d (%s) '%s', wanted %d with '%s' for %.200s\n", r.rc, th_strerror(r.rc),
+                    r.rc ? r.err.msg : "", rc, msg ? msg : "", json);
         fail();
     }
     done(&r);
@@ -236,12 +235,14 @@ static void test_value_types(void **state)
 
     v = value_of(&r, "{\"stringValue\":\"a\\u00e9\\ud83d\\ude00\"}");
     assert_non_null(v);
-    assert_int_equal(v->value_case, OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE);
+    assert_int_equal(v->value_case,
+                     OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE);
     assert_string_equal(v->string_value, "a\xc3\xa9\xf0\x9f\x98\x80");
     done(&r);
 
     v = value_of(&r, "{\"stringValue\":\"\"}"); /* set, though empty */
-    assert_int_equal(v->value_case, OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE);
+    assert_int_equal(v->value_case,
+                     OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE);
     assert_string_equal(v->string_value, "");
     done(&r);
 
@@ -333,7 +334,8 @@ static void test_value_types(void **state)
 
     v = value_of(&r, "{\"kvlistValue\":{\"values\":[{\"key\":\"a\",\"value\":{\"boolValue\":"
                      "true}},{\"key\":\"b\"}]}}");
-    assert_int_equal(v->value_case, OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE);
+    assert_int_equal(v->value_case,
+                     OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE);
     assert_int_equal(v->kvlist_value->n_values, 2);
     assert_string_equal(v->kvlist_value->values[0]->key, "a");
     assert_null(v->kvlist_value->values[1]->value);
@@ -364,8 +366,9 @@ static void test_ids(void **state)
     expect("{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"\",\"spanId\":"
            "\"eee19b7ec3c1b174\"}]}]}]}",
            TH_EDECODE, "spans[0].trace_id: must be 16 bytes, got 0");
-    expect("{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"spanId\":\"eee19b7ec3c1b174\"}]}]}]}",
-           TH_EDECODE, "spans[0].trace_id: must be 16 bytes, got 0");
+    expect(
+        "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"spanId\":\"eee19b7ec3c1b174\"}]}]}]}",
+        TH_EDECODE, "spans[0].trace_id: must be 16 bytes, got 0");
     expect("{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":"
            "\"00000000000000000000000000000000\",\"spanId\":\"eee19b7ec3c1b174\"}]}]}]}",
            TH_EDECODE, "spans[0].trace_id: must not be all zero");
@@ -379,7 +382,8 @@ static void test_ids(void **state)
            "spans[0].span_id: invalid hex id: odd number of digits (15)");
     expect(one_span("\"spanId\":\"eee19b7ec3c1b17g\""), TH_EDECODE,
            "spans[0].span_id: invalid hex id: 'g' is not a hex digit");
-    expect(one_span("\"spanId\":12"), TH_EDECODE, "spans[0].span_id: expected a hex string, got a number");
+    expect(one_span("\"spanId\":12"), TH_EDECODE,
+           "spans[0].span_id: expected a hex string, got a number");
     expect(one_span("\"links\":[{\"traceId\":\"5b8efff798038103d269b633813fc60c\"}]"), TH_EDECODE,
            "spans[0].links[0].span_id: must be 8 bytes, got 0");
 }
@@ -424,7 +428,8 @@ static void test_bad_values(void **state)
          "attributes[0].value.string_value: string contains a NUL character"},
         {"\"attributes\":[{\"key\":\"k\",\"value\":{\"stringValue\":5}}]",
          "string_value: expected a string, got a number"},
-        {"\"attributes\":[{\"key\":\"k\",\"value\":[]}]", "attributes[0].value: expected an object"},
+        {"\"attributes\":[{\"key\":\"k\",\"value\":[]}]",
+         "attributes[0].value: expected an object"},
         {"\"attributes\":[null]", "attributes[0]: null is not allowed"},
         {"\"attributes\":{}", "attributes: expected an array, got an object"},
         {"\"name\":\"a\\x\"", "invalid JSON at byte"},
@@ -434,11 +439,26 @@ static void test_bad_values(void **state)
         {"\"name\":\"\xc3\x28\"", "invalid UTF-8 in string"},
         {"\"name\":\"\xed\xa0\x80\"", "invalid UTF-8 in string"},
         {"\"status\":[]", "status: expected an object, got an array"},
-        {"\"events\":[{\"timeUnixNano\":\"x\"}]", "events[0].time_unix_nano: \"x\" is not an integer"},
+        {"\"events\":[{\"timeUnixNano\":\"x\"}]",
+         "events[0].time_unix_nano: \"x\" is not an integer"},
     };
     for (size_t i = 0; i < TH_ARRAY_SIZE(cases); i++) {
         expect(one_span(cases[i].fields), TH_EDECODE, cases[i].msg);
     }
+    /* Absurdly long numbers. */
+    char fields[2048];
+    int n = snprintf(fields, sizeof(fields),
+                     "\"attributes\":[{\"key\":\"k\",\"value\":{\"doubleValue\":0.");
+    memset(fields + n, '1', 600);
+    strcpy(fields + n + 600, "}}]");
+    expect(one_span(fields), TH_EDECODE, "double_value: number of 602 characters is too long");
+    n = snprintf(fields, sizeof(fields), "\"startTimeUnixNano\":1");
+    memset(fields + n, '0', 600);
+    strcpy(fields + n + 600, "e-590");
+    expect(one_span(fields), TH_EDECODE,
+           "start_time_unix_nano: number of 606 characters is too long");
+    /* Leading zeros are fine inside a string (Go's ParseUint takes them). */
+    expect(one_span("\"startTimeUnixNano\":\"0001\""), 0, NULL);
 }
 
 static void test_bad_documents(void **state)
@@ -475,11 +495,12 @@ static char *nested_json(unsigned depth, bool kvlist)
     assert_non_null(s);
     size_t n = 0;
     n += (size_t)sprintf(s + n, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":"
-                               "\"5b8efff798038103d269b633813fc60c\",\"spanId\":"
-                               "\"eee19b7ec3c1b174\",\"attributes\":[{\"key\":\"k\",\"value\":");
+                                "\"5b8efff798038103d269b633813fc60c\",\"spanId\":"
+                                "\"eee19b7ec3c1b174\",\"attributes\":[{\"key\":\"k\",\"value\":");
     for (unsigned i = 0; i < depth; i++) {
-        n += (size_t)sprintf(s + n, kvlist ? "{\"kvlistValue\":{\"values\":[{\"key\":\"k\",\"value\":"
-                                           : "{\"arrayValue\":{\"values\":[");
+        n += (size_t)sprintf(s + n, kvlist
+                                        ? "{\"kvlistValue\":{\"values\":[{\"key\":\"k\",\"value\":"
+                                        : "{\"arrayValue\":{\"values\":[");
     }
     n += (size_t)sprintf(s + n, "{\"stringValue\":\"x\"}");
     for (unsigned i = 0; i < depth; i++) {
@@ -554,7 +575,8 @@ static void test_limits(void **state)
     lim.max_spans = 2;
     expect_n(two, strlen(two), &lim, 0, NULL);
     lim.max_spans = 1;
-    expect_n(two, strlen(two), &lim, TH_E2BIG, "request has more than 1 spans (max_spans_per_request)");
+    expect_n(two, strlen(two), &lim, TH_E2BIG,
+             "request has more than 1 spans (max_spans_per_request)");
     /* The arena budget. */
     th_otlp_limits_default(&lim);
     lim.max_arena = 256;
@@ -601,8 +623,8 @@ static void test_roundtrip_bench(void **state)
     for (int i = 0; i <= 10; i++) {
         char path[256];
         if (i == 0) {
-            snprintf(path, sizeof(path), "%s", TH_SOURCE_DIR
-                     "/tests/unit/collector/data/otlp-100spans-01.pb");
+            snprintf(path, sizeof(path), "%s",
+                     TH_SOURCE_DIR "/tests/unit/collector/data/otlp-100spans-01.pb");
         } else {
             snprintf(path, sizeof(path), "/work/shared/bench/payloads/otlp-100spans-%02d.pb", i);
         }
@@ -638,7 +660,7 @@ static void test_roundtrip_every_type(void **state)
         kvp[i] = &kv[i];
         kv[i].value = &v[i];
     }
-    static char keys[16][8];
+    static char keys[16][16];
     for (int i = 0; i < 16; i++) {
         snprintf(keys[i], sizeof(keys[i]), "k%d", i);
         kv[i].key = keys[i];
@@ -724,7 +746,8 @@ static void test_roundtrip_every_type(void **state)
     span.n_attributes = 16;
     span.attributes = kvp;
     span.dropped_attributes_count = 4294967295u;
-    Opentelemetry__Proto__Trace__V1__Span__Event ev = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__EVENT__INIT;
+    Opentelemetry__Proto__Trace__V1__Span__Event ev =
+        OPENTELEMETRY__PROTO__TRACE__V1__SPAN__EVENT__INIT;
     Opentelemetry__Proto__Trace__V1__Span__Event *evp[1] = {&ev};
     ev.time_unix_nano = 1234;
     ev.name = "exception";
@@ -734,7 +757,8 @@ static void test_roundtrip_every_type(void **state)
     span.n_events = 1;
     span.events = evp;
     span.dropped_events_count = 2;
-    Opentelemetry__Proto__Trace__V1__Span__Link lk = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__LINK__INIT;
+    Opentelemetry__Proto__Trace__V1__Span__Link lk =
+        OPENTELEMETRY__PROTO__TRACE__V1__SPAN__LINK__INIT;
     Opentelemetry__Proto__Trace__V1__Span__Link *lkp[1] = {&lk};
     lk.trace_id.data = tid;
     lk.trace_id.len = 16;
@@ -765,7 +789,8 @@ static void test_roundtrip_every_type(void **state)
     ss.schema_url = "https://opentelemetry.io/schemas/1.24.0";
     th_otlp_scope_spans_t ss2 = OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT; /* empty */
     th_otlp_scope_spans_t *ssp[2] = {&ss, &ss2};
-    Opentelemetry__Proto__Common__V1__EntityRef ent = OPENTELEMETRY__PROTO__COMMON__V1__ENTITY_REF__INIT;
+    Opentelemetry__Proto__Common__V1__EntityRef ent =
+        OPENTELEMETRY__PROTO__COMMON__V1__ENTITY_REF__INIT;
     Opentelemetry__Proto__Common__V1__EntityRef *entp[1] = {&ent};
     char *ids[2] = {"service.name", "service.namespace"};
     ent.type = "service";
@@ -773,7 +798,8 @@ static void test_roundtrip_every_type(void **state)
     ent.id_keys = ids;
     ent.n_description_keys = 1;
     ent.description_keys = ids;
-    Opentelemetry__Proto__Resource__V1__Resource res = OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT;
+    Opentelemetry__Proto__Resource__V1__Resource res =
+        OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT;
     res.n_attributes = 1;
     res.attributes = &kvp[0];
     res.n_entity_refs = 1;
@@ -784,7 +810,8 @@ static void test_roundtrip_every_type(void **state)
     rs.scope_spans = ssp;
     th_otlp_resource_spans_t rs2 = OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT;
     th_otlp_resource_spans_t *rsp[2] = {&rs, &rs2};
-    th_otlp_request_t req = OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
+    th_otlp_request_t req =
+        OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
     req.n_resource_spans = 2;
     req.resource_spans = rsp;
 
@@ -807,7 +834,8 @@ static void test_roundtrip_every_type(void **state)
     assert_non_null(strstr(t, "{\"doubleValue\":0.3333333333333333}"));
     assert_non_null(strstr(t, "{\"doubleValue\":\"-Infinity\"}"));
     assert_non_null(strstr(t, "{\"bytesValue\":\"AAEC/v8=\"}"));
-    assert_non_null(strstr(t, "\"esc \\\" \\\\ / \\u0001\\u001f\\u000a\\u0009 \xc3\xa9 \xf0\x9f\x98\x80\""));
+    assert_non_null(
+        strstr(t, "\"esc \\\" \\\\ / \\u0001\\u001f\\u000a\\u0009 \xc3\xa9 \xf0\x9f\x98\x80\""));
     assert_non_null(strstr(t, "{\"key\":\"k2\",\"value\":{\"stringValue\":\"\"}}"));
     assert_non_null(strstr(t, "{\"key\":\"k14\",\"value\":{}}"));
     assert_non_null(strstr(t, "{\"key\":\"k15\"}"));
@@ -817,7 +845,8 @@ static void test_roundtrip_every_type(void **state)
     assert_non_null(strstr(t, "\"entityRefs\":[{\"type\":\"service\",\"idKeys\":[\"service.name\","
                               "\"service.namespace\"],\"descriptionKeys\":[\"service.name\"]}]"));
     /* The empty scope spans and the empty resource spans are still there, as {}. */
-    assert_non_null(strstr(t, "\"schemaUrl\":\"https://opentelemetry.io/schemas/1.24.0\"},{}]},{}]}"));
+    assert_non_null(
+        strstr(t, "\"schemaUrl\":\"https://opentelemetry.io/schemas/1.24.0\"},{}]},{}]}"));
     th_buf_free(&j);
 }
 
@@ -829,7 +858,8 @@ static void test_encode_misc(void **state)
     assert_int_equal(j.len, 2);
     assert_memory_equal(j.ptr, "{}", 2);
     th_buf_free(&j);
-    th_otlp_request_t req = OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
+    th_otlp_request_t req =
+        OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
     assert_int_equal(th_otlp_encode_json(&req, &j), 0);
     assert_int_equal(j.len, 2);
     th_buf_free(&j);
@@ -839,11 +869,18 @@ static void test_encode_misc(void **state)
         double v;
         const char *text;
     } dbl[] = {
-        {0.1, "0.1"},     {100, "100"},         {-0.0, "-0"},         {1e300, "1e+300"},
-        {5e-324, "5e-324"},    {123456789.125, "123456789.125"},
+        {0.1, "0.1"},
+        {100, "100"},
+        {-0.0, "-0"},
+        {1e300, "1e+300"},
+        {5e-324, "5e-324"},
+        {123456789.125, "123456789.125"},
         {2.2250738585072009e-308, "2.225073858507201e-308"},
-        {1e-310, "1e-310"},                     {0.30000000000000004, "0.30000000000000004"},
-        {1.0 / 3.0, "0.3333333333333333"},     {NAN, "\"NaN\""},     {INFINITY, "\"Infinity\""},
+        {1e-310, "1e-310"},
+        {0.30000000000000004, "0.30000000000000004"},
+        {1.0 / 3.0, "0.3333333333333333"},
+        {NAN, "\"NaN\""},
+        {INFINITY, "\"Infinity\""},
     };
     for (size_t i = 0; i < TH_ARRAY_SIZE(dbl); i++) {
         th_otlp_any_t v = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;

@@ -102,8 +102,7 @@ struct result {
     struct th_otlp_error err;
 };
 
-static void decode(const void *buf, size_t len, const struct th_otlp_limits *lim,
-                   struct result *r)
+static void decode(const void *buf, size_t len, const struct th_otlp_limits *lim, struct result *r)
 {
     r->arena = th_arena_create(0, 0);
     assert_non_null(r->arena);
@@ -287,7 +286,8 @@ static void test_garbage(void **state)
     static const uint8_t g7[] = {0x10, 0x80};
     expect(g7, sizeof(g7), NULL, TH_EDECODE, "truncated varint");
     /* An 11-byte varint. */
-    static const uint8_t g8[] = {0x10, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01};
+    static const uint8_t g8[] = {0x10, 0x80, 0x80, 0x80, 0x80, 0x80,
+                                 0x80, 0x80, 0x80, 0x80, 0x80, 0x01};
     expect(g8, sizeof(g8), NULL, TH_EDECODE, "overlong varint");
 }
 
@@ -426,8 +426,7 @@ static void test_id_lengths(void **state)
     w_len(&link, 2, SID, 7);
     w_sub(&extra, 13, &link);
     one_span(&req, &extra);
-    expect(req.ptr, req.len, NULL, TH_EDECODE,
-           "spans[0].links[0].span_id: must be 8 bytes, got 7");
+    expect(req.ptr, req.len, NULL, TH_EDECODE, "spans[0].links[0].span_id: must be 8 bytes, got 7");
     th_buf_free(&req);
     th_buf_free(&extra);
 }
@@ -470,12 +469,12 @@ static void test_bad_strings(void **state)
         const char *msg;
     } cases[] = {
         {"a\xff", 2, "is not valid UTF-8"},
-        {"\xc0\x80", 2, "is not valid UTF-8"},         /* overlong NUL */
-        {"\xe0\x80\xaf", 3, "is not valid UTF-8"},     /* overlong '/' */
-        {"\xed\xa0\x80", 3, "is not valid UTF-8"},     /* a surrogate */
-        {"\xf4\x90\x80\x80", 4, "is not valid UTF-8"}, /* above U+10FFFF */
-        {"abcdefgh\xe2\x82", 10, "is not valid UTF-8"},/* truncated sequence */
-        {"\x80", 1, "is not valid UTF-8"},             /* lone continuation */
+        {"\xc0\x80", 2, "is not valid UTF-8"},          /* overlong NUL */
+        {"\xe0\x80\xaf", 3, "is not valid UTF-8"},      /* overlong '/' */
+        {"\xed\xa0\x80", 3, "is not valid UTF-8"},      /* a surrogate */
+        {"\xf4\x90\x80\x80", 4, "is not valid UTF-8"},  /* above U+10FFFF */
+        {"abcdefgh\xe2\x82", 10, "is not valid UTF-8"}, /* truncated sequence */
+        {"\x80", 1, "is not valid UTF-8"},              /* lone continuation */
         {"op\0x", 4, "contains a NUL byte"},            /* protobuf-c would cut at the NUL */
         {"0123456789abcdef\0", 17, "contains a NUL byte"},
     };
@@ -640,7 +639,10 @@ static void test_absurd_counts(void **state)
     lim.max_arena = 256u << 20;
     decode(req.ptr, req.len, &lim, &r);
     assert_int_equal(r.rc, 0);
-    assert_int_equal(r.req->resource_spans[0]->scope_spans[0]->spans[0]->attributes[0]
+    assert_int_equal(r.req->resource_spans[0]
+                         ->scope_spans[0]
+                         ->spans[0]
+                         ->attributes[0]
                          ->value->array_value->n_values,
                      1000000);
     done(&r);
@@ -856,7 +858,10 @@ static void test_status_pb(void **state)
     /* Without a retry delay there is no detail. */
     assert_int_equal(th_otlp_encode_status(false, 3, "bad", 0, &b), 0);
     assert_int_equal(b.len, 7);
-    assert_memory_equal(b.ptr, "\x08\x03\x12\x03" "bad", 7);
+    assert_memory_equal(b.ptr,
+                        "\x08\x03\x12\x03"
+                        "bad",
+                        7);
     th_buf_free(&b);
 }
 
