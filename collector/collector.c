@@ -118,7 +118,12 @@ static int decode_section(th_collector_t *c, enum th_kind kind, const th_node_t 
         }
         const char *why = NULL;
         if (ops->config_check && ops->config_check(n->cfg, &why) != 0) {
-            snprintf(err, errlen, "%s: %s", path, why ? why : "invalid configuration");
+            /* a message starting with "::" continues the key path (a nested key) */
+            if (why && why[0] == ':') {
+                snprintf(err, errlen, "%s%s", path, why);
+            } else {
+                snprintf(err, errlen, "%s: %s", path, why ? why : "invalid configuration");
+            }
             return TH_ECONFIG;
         }
     }
@@ -456,13 +461,13 @@ static void on_close_noop(uv_handle_t *h)
 /* Shutdown runs on the loop thread; afterwards only handles that close by themselves remain. */
 static void begin_shutdown(th_collector_t *c, const char *why)
 {
-    if (c->shut_down) {
-        return;
-    }
-    th_log_info(NULL, "%s, shutting down", why);
-    int ret = th_collector_shutdown(c);
-    if (ret != 0 && !c->run_error) {
-        c->run_error = ret;
+    /* Already shut down (a start that failed does that itself): only the handles remain. */
+    if (!c->shut_down) {
+        th_log_info(NULL, "%s, shutting down", why);
+        int ret = th_collector_shutdown(c);
+        if (ret != 0 && !c->run_error) {
+            c->run_error = ret;
+        }
     }
     if (c->loop_handles) {
         uv_close((uv_handle_t *)&c->sigterm, on_close_noop);

@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -117,13 +121,46 @@ static void test_default_config(void **state)
     assert_string_equal(text, th_default_config());
 }
 
+/* A start that fails (port taken) ends the run with an error instead of hanging. */
+static void test_failed_start_returns(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    /* A plain socket, so nothing of it keeps the loop running. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    socklen_t len = sizeof(addr);
+    getsockname(fd, (struct sockaddr *)&addr, &len);
+    int port = ntohs(addr.sin_port);
+
+    char yaml[512];
+    snprintf(yaml, sizeof(yaml),
+             "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:%d}}}}\n"
+             "exporters: {nop: }\n"
+             "service: {pipelines: {traces: {receivers: [otlp], exporters: [nop]}}}\n",
+             port);
+    th_config_t *cfg = NULL;
+    char err[512];
+    assert_int_equal(th_config_parse(yaml, strlen(yaml), "<test>", &cfg, err, sizeof(err)), 0);
+    th_collector_t *c = NULL;
+    assert_int_equal(th_collector_create(cfg, &loop, &c, err, sizeof(err)), 0);
+    assert_int_equal(th_collector_run(c), TH_EADDRINUSE);
+    th_collector_destroy(c);
+    close(fd);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     th_log_configure(TH_LOG_ERROR, TH_LOG_CONSOLE);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unknown_type),           cmocka_unit_test(test_missing_reference),
         cmocka_unit_test(test_unknown_key_names_path), cmocka_unit_test(test_shared_exporter),
-        cmocka_unit_test(test_default_config),
+        cmocka_unit_test(test_default_config),         cmocka_unit_test(test_failed_start_returns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
