@@ -1,13 +1,29 @@
 /*
- * The embedded default config, used when tracehouse runs without --config. It listens on
- * localhost only; TRACEHOUSE_HOST=0.0.0.0 opens it to every interface. docs/default-config.yaml
- * holds the same text (a unit test checks they match).
+ * The embedded default config, used when tracehouse runs without --config: OTLP in, the LMDB
+ * span store at ./tracehouse-data, the Jaeger query API on 16686. It listens on localhost
+ * only; TRACEHOUSE_HOST=0.0.0.0 opens it to every interface. docs/default-config.yaml holds
+ * the same text (a unit test checks they match).
  */
 #include "th/collector.h"
 
 static const char default_config[] =
-    "# Tracehouse embedded default config.\n"
-    "# Set TRACEHOUSE_HOST=0.0.0.0 to listen on every interface instead of localhost.\n"
+    "# Tracehouse embedded default config: OTLP in, the LMDB span store, the Jaeger query API.\n"
+    "# Every endpoint listens on localhost; set TRACEHOUSE_HOST=0.0.0.0 to listen on every\n"
+    "# interface. TRACEHOUSE_DATA moves the store (default ./tracehouse-data).\n"
+    "extensions:\n"
+    "  jaeger_storage:\n"
+    "    backends:\n"
+    "      tracehouse:\n"
+    "        lmdb:\n"
+    "          path: ${env:TRACEHOUSE_DATA:-./tracehouse-data}\n"
+    "          ttl:\n"
+    "            spans: 72h\n"
+    "  jaeger_query:\n"
+    "    storage:\n"
+    "      traces: tracehouse\n"
+    "    http:\n"
+    "      endpoint: ${env:TRACEHOUSE_HOST:-localhost}:16686\n"
+    "\n"
     "receivers:\n"
     "  otlp:\n"
     "    protocols:\n"
@@ -17,14 +33,17 @@ static const char default_config[] =
     "        endpoint: ${env:TRACEHOUSE_HOST:-localhost}:4318\n"
     "\n"
     "exporters:\n"
-    "  debug:\n"
-    "    verbosity: basic\n"
+    "  # Writes through one thread with group commit; a sender's request is answered once its\n"
+    "  # spans are committed, so batching in front of it would only add latency.\n"
+    "  jaeger_storage_exporter:\n"
+    "    trace_storage: tracehouse\n"
     "\n"
     "service:\n"
+    "  extensions: [jaeger_storage, jaeger_query]\n"
     "  pipelines:\n"
     "    traces:\n"
     "      receivers: [otlp]\n"
-    "      exporters: [debug]\n"
+    "      exporters: [jaeger_storage_exporter]\n"
     "  telemetry:\n"
     "    logs:\n"
     "      level: info\n"

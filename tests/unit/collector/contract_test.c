@@ -77,6 +77,18 @@ static void *component_cfg(const struct th_component_ops *o, th_arena_t *a)
         snprintf(yaml, sizeof(yaml), "protocols:\n  http:\n    endpoint: 127.0.0.1:0\n");
     } else if (o->kind == TH_KIND_EXPORTER && !strcmp(o->type, "file")) {
         snprintf(yaml, sizeof(yaml), "path: %s/out.jsonl\n", tmpdir);
+    } else if (o->kind == TH_KIND_PROCESSOR && !strcmp(o->type, "memory_limiter")) {
+        /* check_interval and a limit are required (the Collector has no usable default). */
+        snprintf(yaml, sizeof(yaml), "check_interval: 1s\nlimit_mib: 4096\n");
+    } else if (o->kind == TH_KIND_PROCESSOR && !strcmp(o->type, "attributes")) {
+        /* actions are required (the Collector's default config is invalid too). */
+        snprintf(yaml, sizeof(yaml), "actions:\n  - {key: k, action: delete}\n");
+    } else if (o->kind == TH_KIND_EXPORTER && !strcmp(o->type, "jaeger_storage_exporter")) {
+        snprintf(yaml, sizeof(yaml), "trace_storage: contract\n");
+    } else if (o->kind == TH_KIND_EXTENSION && !strcmp(o->type, "jaeger_query")) {
+        /* storage::traces is required; host_ext hands out a store named "contract". */
+        snprintf(yaml, sizeof(yaml),
+                 "storage: {traces: contract}\nhttp: {endpoint: \"127.0.0.1:0\"}\n");
     }
     char err[512] = "";
     th_node_t *node = NULL;
@@ -96,11 +108,35 @@ static void *component_cfg(const struct th_component_ops *o, th_arena_t *a)
     return cfg;
 }
 
+/* A started jaeger_storage with one backend, "contract", for the components that read or
+ * write a store (th_jaeger_storage_find asks the host for it). */
+static struct th_component *storage_ext;
+
 static struct th_component *host_ext(struct th_host *h, const char *id)
 {
     (void)h;
-    (void)id;
-    return NULL;
+    return storage_ext && !strcmp(id, "jaeger_storage") ? storage_ext : NULL;
+}
+
+static void storage_start(struct th_host *host, th_arena_t *a)
+{
+    const struct th_component_ops *o = th_registry_find(TH_KIND_EXTENSION, "jaeger_storage");
+    if (!o) {
+        return;
+    }
+    static const char yaml[] = "backends: {contract: {memory: {max_traces: 1000}}}\n";
+    char err[512] = "";
+    th_node_t *node = NULL;
+    assert_int_equal(th_yaml_parse(yaml, strlen(yaml), "<contract>", a, &node, err, sizeof(err)),
+                     0);
+    void *cfg = th_arena_calloc(a, 1, o->config_size ? o->config_size : 1);
+    if (th_cfg_decode(o->config, node, cfg, a, o->type, err, sizeof(err)) != 0) {
+        fail_msg("jaeger_storage: %s", err);
+    }
+    assert_int_equal(th_component_create(o, "jaeger_storage", cfg, NULL, &storage_ext), 0);
+    storage_ext->host = host;
+    assert_int_equal(o->start(storage_ext, host), 0);
+    storage_ext->started = true;
 }
 
 static void host_fatal(struct th_host *h, struct th_component *c, int err)
@@ -123,6 +159,8 @@ static void test_lifecycle(void **state)
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
     struct th_host host = {.loop = &loop, .get_extension = host_ext, .report_fatal = host_fatal};
+    th_arena_t *storage_arena = th_arena_create(0, 0);
+    storage_start(&host, storage_arena);
     for (size_t i = 0; th_builtin[i]; i++) {
         const struct th_component_ops *o = th_builtin[i];
         th_arena_t *a = th_arena_create(0, 0);
@@ -158,6 +196,10 @@ static void test_lifecycle(void **state)
         }
         th_arena_destroy(a);
     }
+    th_component_destroy(storage_ext);
+    storage_ext = NULL;
+    th_arena_destroy(storage_arena);
+    uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 

@@ -1,0 +1,78 @@
+/*
+ * The jaeger_storage_exporter: batches go to one writer thread that commits them to a span
+ * store (group commit), so the receiver's event loop never waits on the store. Acks are
+ * settled after the commit, so a 200 to the sender means the spans are durable.
+ */
+#ifndef TH_EXPORTER_JAEGER_STORAGE_H
+#define TH_EXPORTER_JAEGER_STORAGE_H
+
+#include <pthread.h>
+
+#include "th/component.h"
+#include "th/store.h"
+
+/** Config: Jaeger v2's storage exporter keys, and the queue in the Collector's shape. */
+struct th_jaeger_storage_exporter_cfg {
+    const char *trace_storage; /**< name of a jaeger_storage backend */
+    struct {
+        bool enabled;
+        int64_t queue_size;    /**< batches waiting for the writer at most */
+        int64_t num_consumers; /**< accepted; the store has one writer */
+        bool blocking;         /**< accepted; Tracehouse never blocks the event loop */
+        const char *sizer;
+    } queue;
+    int64_t max_queue_bytes;     /**< memory of waiting batches at most */
+    int64_t max_batches_per_txn; /**< group commit: batches per transaction at most */
+    int64_t retention_interval;  /**< ns between retention passes */
+    const th_node_t *retry_on_failure;
+};
+
+/** The queue and its writer thread. */
+struct th_jse_writer {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_cond_t drained;
+    th_batch_t **ring;
+    size_t cap, head, count;
+    size_t bytes;
+    bool stopping;
+    bool running;
+    th_store_t *store;
+    struct th_component *owner;
+    size_t max_per_txn;
+    size_t max_bytes;
+    uint64_t retention_interval_ns;
+    uint64_t last_retention_ns;
+};
+
+struct th_jaeger_storage_exporter {
+    struct th_component base;
+    const struct th_jaeger_storage_exporter_cfg *cfg;
+    struct th_jse_writer writer;
+};
+
+/**
+ * Set up the queue (no thread yet).
+ * @return 0 or TH_ENOMEM.
+ */
+int th__jse_writer_init(struct th_jse_writer *w, struct th_component *owner, size_t cap,
+                        size_t max_bytes, size_t max_per_txn, uint64_t retention_interval_ns);
+
+/** Start the writer thread on @p store. @return 0 or TH_EIO. */
+int th__jse_writer_start(struct th_jse_writer *w, th_store_t *store);
+
+/**
+ * Queue a batch for the writer.
+ * @note Ownership passes in every case; on failure the batch is released.
+ * @return 0, or TH_ERETRY when the queue is full (the sender should retry).
+ */
+int th__jse_writer_push(struct th_jse_writer *w, th_batch_t *b);
+
+/** Write what is queued, stop and join the thread. Idempotent. */
+void th__jse_writer_stop(struct th_jse_writer *w);
+
+/** Free the queue (releasing anything left, with a failure). */
+void th__jse_writer_deinit(struct th_jse_writer *w);
+
+#endif

@@ -1,0 +1,195 @@
+/*
+ * The writer thread of the jaeger_storage_exporter: a bounded ring of batches filled by the
+ * event loop and drained by one thread that writes as many batches as are waiting (up to a
+ * limit) in one store transaction. Group commit is what makes a synced commit affordable:
+ * one fsync covers every request that arrived while the previous commit ran.
+ *
+ * Acks are settled when a batch is released after its commit; a batch the store could not
+ * take is released with a retryable failure, so its sender gets 503 and sends it again.
+ */
+#include <string.h>
+
+#include "exporters/jaeger_storage/jaeger_storage_exporter.h"
+#include "th/log.h"
+
+int th__jse_writer_init(struct th_jse_writer *w, struct th_component *owner, size_t cap,
+                        size_t max_bytes, size_t max_per_txn, uint64_t retention_interval_ns)
+{
+    memset(w, 0, sizeof(*w));
+    w->ring = th_calloc(cap, sizeof(*w->ring));
+    if (!w->ring) {
+        return TH_ENOMEM;
+    }
+    w->cap = cap;
+    w->owner = owner;
+    w->max_bytes = max_bytes;
+    w->max_per_txn = max_per_txn;
+    w->retention_interval_ns = retention_interval_ns;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    pthread_cond_init(&w->drained, NULL);
+    return 0;
+}
+
+static size_t batch_bytes(const th_batch_t *b)
+{
+    return th_arena_reserved(b->arena);
+}
+
+/* Write one group; on TH_ESPACE make room with retention and try once more. */
+static int write_group(struct th_jse_writer *w, th_batch_t **group, size_t n)
+{
+    int ret = th_store_write(w->store, group, n);
+    if (ret == TH_ESPACE && w->store->ops->retention) {
+        th_log_warn(w->owner, "store is full; enforcing retention before retrying the write");
+        w->store->ops->retention(w->store, th_now_unix_ns());
+        ret = th_store_write(w->store, group, n);
+    }
+    return ret;
+}
+
+static void maybe_retention(struct th_jse_writer *w)
+{
+    uint64_t now = th_now_mono_ns();
+    if (!w->store->ops->retention || now - w->last_retention_ns < w->retention_interval_ns) {
+        return;
+    }
+    w->last_retention_ns = now;
+    int ret = w->store->ops->retention(w->store, th_now_unix_ns());
+    if (ret != 0) {
+        th_log_error(w->owner, "retention pass failed: %s", th_strerror(ret));
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct th_jse_writer *w = arg;
+    th_batch_t *group[256];
+    size_t max = TH_MIN(w->max_per_txn, TH_ARRAY_SIZE(group));
+    w->last_retention_ns = th_now_mono_ns();
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (w->count == 0 && !w->stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1; /* wake now and then for retention */
+            pthread_cond_timedwait(&w->wake, &w->lock, &ts);
+            if (w->count == 0) {
+                pthread_mutex_unlock(&w->lock);
+                maybe_retention(w);
+                pthread_mutex_lock(&w->lock);
+            }
+        }
+        if (w->count == 0 && w->stopping) {
+            break;
+        }
+        size_t n = 0;
+        size_t bytes = 0;
+        while (w->count > 0 && n < max) {
+            group[n] = w->ring[w->head];
+            bytes += batch_bytes(group[n]);
+            n++;
+            w->head = (w->head + 1) % w->cap;
+            w->count--;
+        }
+        pthread_mutex_unlock(&w->lock);
+
+        size_t spans = 0;
+        for (size_t i = 0; i < n; i++) {
+            spans += group[i]->span_count;
+        }
+        int ret = write_group(w, group, n);
+        if (ret == 0) {
+            __atomic_add_fetch(&w->owner->stats.sent, spans, __ATOMIC_RELAXED);
+        } else {
+            th_log_error_ctx(w->owner, "writing spans to the store",
+                             "%zu spans not stored, senders will retry: %s", spans,
+                             th_strerror(ret));
+            __atomic_add_fetch(&w->owner->stats.failed, spans, __ATOMIC_RELAXED);
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (ret != 0) {
+                th_batch_fail(group[i], TH_ERETRY);
+            }
+            th_batch_release(group[i]);
+        }
+        maybe_retention(w);
+
+        pthread_mutex_lock(&w->lock);
+        w->bytes -= bytes;
+        if (w->count == 0) {
+            pthread_cond_broadcast(&w->drained);
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+int th__jse_writer_start(struct th_jse_writer *w, th_store_t *store)
+{
+    w->store = store;
+    w->stopping = false;
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        return TH_EIO;
+    }
+    w->running = true;
+    return 0;
+}
+
+int th__jse_writer_push(struct th_jse_writer *w, th_batch_t *b)
+{
+    size_t bytes = batch_bytes(b);
+    pthread_mutex_lock(&w->lock);
+    if (!w->running || w->stopping) {
+        pthread_mutex_unlock(&w->lock);
+        th_batch_release(b);
+        return TH_ESHUTDOWN;
+    }
+    /* Full by count or by memory: refuse now, so the sender retries instead of the
+     * process growing without bound. An empty queue always takes one batch. */
+    if (w->count == w->cap || (w->count > 0 && w->bytes + bytes > w->max_bytes)) {
+        pthread_mutex_unlock(&w->lock);
+        th_batch_release(b);
+        return TH_ERETRY;
+    }
+    w->ring[(w->head + w->count) % w->cap] = b;
+    w->count++;
+    w->bytes += bytes;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+void th__jse_writer_stop(struct th_jse_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    if (!w->running) {
+        pthread_mutex_unlock(&w->lock);
+        return;
+    }
+    w->stopping = true;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    w->running = false;
+}
+
+void th__jse_writer_deinit(struct th_jse_writer *w)
+{
+    if (!w->ring) {
+        return;
+    }
+    /* Only reached with the thread stopped; anything left was never written. */
+    while (w->count > 0) {
+        th_batch_t *b = w->ring[w->head];
+        w->head = (w->head + 1) % w->cap;
+        w->count--;
+        th_batch_fail(b, TH_ESHUTDOWN);
+        th_batch_release(b);
+    }
+    th_free(w->ring);
+    w->ring = NULL;
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->wake);
+    pthread_cond_destroy(&w->drained);
+}

@@ -1,0 +1,405 @@
+// The batch and memory_limiter processors in the real binary.
+//
+// batch: apps on the official JS SDK (protobuf and JSON exporters) send through a batch
+// processor to the file exporter: every span arrives once, with its own resource, in fewer
+// requests than were sent; the size trigger and send_batch_max_size split; a sender is
+// answered only when the batch holding its spans has been handed on (the timeout flush, or
+// SIGTERM's flush); and when the exporter refuses a merged batch (a file on /dev/full) every
+// sender in it gets 503.
+//
+// memory_limiter: a flood from many concurrent clients into memory_limiter -> batch (huge
+// send_batch_size, so accepted requests pile up in memory until the timeout) -> nop. The
+// receiver answers 503 "data refused due to high memory usage", RSS stays under the limit
+// plus a stated margin, and once the flood stops and the batch flushes, requests get 200
+// again.
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { describe, test } from 'node:test';
+
+import { ExportResultCode } from '@opentelemetry/core';
+import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+
+import { flattenSpans, Tracehouse } from './lib/harness.mjs';
+import * as pb from './lib/pb.mjs';
+
+/** A whole config: OTLP/HTTP -> the given processors -> the given exporter. */
+function config({ processors, exporter = 'file', exporterYaml = '    path: "{out}"\n    flush_interval: 50ms\n' }) {
+  const names = Object.keys(processors);
+  const procYaml = names.map((n) => `  ${n}:\n${Object.entries(processors[n])
+    .map(([k, v]) => `    ${k}: ${v}\n`).join('')}`).join('');
+  return `receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{port}
+processors:
+${procYaml}exporters:
+  ${exporter}:
+${exporterYaml}service:
+  telemetry:
+    logs:
+      level: info
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [${names.join(', ')}]
+      exporters: [${exporter}]
+`;
+}
+
+const TRACE = pb.hex('5b8efff798038103d269b633813fc60c');
+
+/** A protobuf request of @p n spans named `${prefix}-${i}`, each with @p attrs attributes. */
+function request(prefix, n, attrs = 0) {
+  const spans = [];
+  for (let i = 0; i < n; i++) {
+    const attributes = [];
+    for (let k = 0; k < attrs; k++) {
+      attributes.push(pb.keyValue(`attr.${k}`, pb.anyString(`${'v'.repeat(40)}-${i}`)));
+    }
+    spans.push(pb.span({
+      traceId: TRACE,
+      spanId: Buffer.from([1, 2, 3, 4, 5, 6, (i >> 8) & 255, i & 255]),
+      name: `${prefix}-${i}`,
+      attributes,
+    }));
+  }
+  return pb.request(spans, prefix);
+}
+
+/** POST a protobuf body; resolves with status, body and the time the answer took. */
+function post(th, body, agent) {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1',
+      port: th.port,
+      path: '/v1/traces',
+      method: 'POST',
+      agent,
+      headers: { 'content-type': 'application/x-protobuf', 'content-length': body.length },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks), ms: Date.now() - t0 }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Span counts per line of the file exporter's output. */
+async function lineSizes(th) {
+  return (await th.readOutput()).map((req) => flattenSpans([req]).length);
+}
+
+describe('batch processor', () => {
+  test('merges the requests of several SDK apps; every span arrives once, with its resource', async () => {
+    const th = await Tracehouse.start({
+      yaml: config({ processors: { batch: { send_batch_size: 1000, timeout: '300ms' } } }),
+    });
+    try {
+      const APPS = 4;
+      const SPANS = 25;
+      let requests = 0;
+      const results = [];
+      const providers = [];
+      for (let a = 0; a < APPS; a++) {
+        const Exporter = a % 2 === 0 ? ProtoExporter : JsonExporter;
+        const inner = new Exporter({ url: `${th.baseUrl}/v1/traces` });
+        // Count the requests each exporter makes, and what they were answered.
+        const exporter = {
+          export(spans, done) {
+            requests++;
+            inner.export(spans, (r) => { results.push(r); done(r); });
+          },
+          shutdown: () => inner.shutdown(),
+          forceFlush: () => inner.forceFlush(),
+        };
+        const provider = new BasicTracerProvider({
+          resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: `app-${a}` }),
+          spanProcessors: [new BatchSpanProcessor(exporter, { maxExportBatchSize: 10, scheduledDelayMillis: 60000 })],
+        });
+        const tracer = provider.getTracer('th-it-batch');
+        for (let i = 0; i < SPANS; i++) {
+          tracer.startSpan(`app-${a}-span-${i}`).end();
+        }
+        providers.push(provider);
+      }
+      await Promise.all(providers.map((p) => p.forceFlush()));
+      await Promise.all(providers.map((p) => p.shutdown()));
+      assert.equal(results.length, requests);
+      for (const r of results) {
+        assert.equal(r.code, ExportResultCode.SUCCESS, `export failed: ${r.error?.message}\n${th.stderr}`);
+      }
+      assert.ok(requests >= APPS * 3, `the SDKs sent ${requests} requests`);
+      await th.stopClean();
+      const spans = flattenSpans(await th.readOutput());
+      assert.equal(spans.length, APPS * SPANS);
+      const names = new Set(spans.map((s) => s.span.name));
+      assert.equal(names.size, APPS * SPANS, 'no span twice');
+      for (const s of spans) {
+        const app = s.span.name.split('-span-')[0];
+        const svc = s.resource.attributes.find((kv) => kv.key === ATTR_SERVICE_NAME)?.value.stringValue;
+        assert.equal(svc, app, `${s.span.name} kept its own resource`);
+        assert.equal(s.scope.name, 'th-it-batch');
+      }
+      const lines = (await th.readOutput()).length;
+      assert.ok(lines < requests, `${requests} requests were merged into ${lines} batches`);
+      await th.cleanup();
+    } finally {
+      th.kill();
+    }
+  });
+
+  test('size trigger and send_batch_max_size: 5 x 9 spans leave as 25 + 20 at once', async () => {
+    const th = await Tracehouse.start({
+      yaml: config({
+        processors: { batch: { send_batch_size: 20, send_batch_max_size: 25, timeout: '30s' } },
+      }),
+    });
+    try {
+      const rs = await Promise.all([0, 1, 2, 3, 4].map((i) => post(th, request(`r${i}`, 9))));
+      for (const r of rs) {
+        assert.equal(r.status, 200);
+        // far sooner than the 30s timeout: the size trigger sent them
+        assert.ok(r.ms < 10000, `answered after ${r.ms} ms`);
+      }
+      await th.stopClean();
+      assert.deepEqual(await lineSizes(th), [25, 20]);
+      const spans = flattenSpans(await th.readOutput());
+      const names = spans.map((s) => s.span.name);
+      assert.equal(new Set(names).size, 45);
+      // Within each request the spans keep their order, even across the split.
+      for (let i = 0; i < 5; i++) {
+        const mine = names.filter((n) => n.startsWith(`r${i}-`));
+        assert.deepEqual(mine, [...Array(9).keys()].map((k) => `r${i}-${k}`));
+      }
+      await th.cleanup();
+    } finally {
+      th.kill();
+    }
+  });
+
+  test('a sender is answered only when the batch holding its spans has been sent', async () => {
+    const th = await Tracehouse.start({
+      yaml: config({ processors: { batch: { send_batch_size: 10, timeout: '60s' } } }),
+    });
+    try {
+      let answered = false;
+      const first = post(th, request('first', 4)).then((r) => { answered = true; return r; });
+      await sleep(700);
+      assert.equal(answered, false, 'answered while its spans were still pending');
+      // Six more spans fill the batch: it is sent, and both senders are answered.
+      const second = await post(th, request('second', 6));
+      const r = await first;
+      assert.equal(r.status, 200);
+      assert.equal(second.status, 200);
+      assert.ok(second.ms < 5000, `answered after ${second.ms} ms`);
+      await th.stopClean();
+      assert.deepEqual(await lineSizes(th), [10]);
+      await th.cleanup();
+    } finally {
+      th.kill();
+    }
+  });
+
+  test('timeout flush: a lone request is sent (and answered) when the timer fires', async () => {
+    const th = await Tracehouse.start({
+      yaml: config({ processors: { batch: { send_batch_size: 1000, timeout: '1s' } } }),
+    });
+    try {
+      // The timer runs from start, as the Collector's does: the request waits for the next
+      // expiry, at most one timeout.
+      const r = await post(th, request('lone', 3));
+      assert.equal(r.status, 200);
+      assert.ok(r.ms < 2500, `answered after ${r.ms} ms`);
+      await th.stopClean();
+      assert.deepEqual(await lineSizes(th), [3]);
+      await th.cleanup();
+    } finally {
+      th.kill();
+    }
+  });
+
+  // TODO(receiver): on SIGTERM the OTLP/HTTP receiver shuts down first; it forgets requests
+  // still waiting for their ack (hub_release) and shuts their sockets down, but h2o keeps a
+  // connection whose request has no response open, so the process never exits. The batch
+  // processor's side (everything pending is handed on at shutdown) is covered by the unit
+  // tests; this test passes once the receiver answers waiting requests after the pipeline's
+  // shutdown flush (or at least closes their connections).
+  test('SIGTERM sends what is pending: the waiting sender gets 200 and the spans are written',
+    { todo: 'the receiver does not answer requests that wait for their ack at shutdown' },
+    async () => {
+      const th = await Tracehouse.start({
+        yaml: config({ processors: { batch: { send_batch_size: 1000, timeout: '60s' } } }),
+      });
+      try {
+        let answered = false;
+        const pending = post(th, request('late', 4)).then(
+          (r) => { answered = true; return r; },
+          (err) => { answered = true; return { err }; });
+        await sleep(300);
+        assert.equal(answered, false, 'answered before the batch was sent');
+        await th.stopClean();
+        const r = await pending;
+        assert.equal(r.status, 200, `the waiting sender got ${r.status ?? r.err}`);
+        assert.deepEqual(await lineSizes(th), [4]);
+        await th.cleanup();
+      } finally {
+        th.kill();
+      }
+    });
+
+  test('a refused merged batch fails every sender in it with 503', async () => {
+    // The file exporter on /dev/full buffers the first batch, fails to write it, and from
+    // then on refuses new data as retryable. The size trigger (6 spans, no timer in 30s)
+    // makes the batches: the first request alone, then b, c and d together.
+    const th = await Tracehouse.start({
+      yaml: config({
+        processors: { batch: { send_batch_size: 6, timeout: '30s' } },
+        exporterYaml: '    path: /dev/full\n    flush_interval: 50ms\n',
+      }),
+    });
+    try {
+      const first = await post(th, request('first', 6));
+      assert.equal(first.status, 200);
+      await sleep(300); // the writer has failed by now
+      const rs = await Promise.all(['b', 'c', 'd'].map((n) => post(th, request(n, 2))));
+      for (const r of rs) {
+        assert.equal(r.status, 503);
+        const st = pb.decodeStatus(r.body);
+        assert.equal(st.code, 14); // UNAVAILABLE: retry
+        assert.match(st.message, /retry later/);
+      }
+      // All three were in one batch, refused once.
+      assert.match(th.stderr, /refused a batch of 6 spans/);
+      await th.stop(); // the exporter reports the unwritten bytes: exit code 1
+    } finally {
+      await th.cleanup();
+    }
+  });
+});
+
+describe('memory_limiter processor', () => {
+  const LIMIT_MIB = 64;
+  const SPIKE_MIB = 16; // soft limit 48 MiB
+  const CLIENTS = 4;
+  const IN_FLIGHT = 48; // per client
+  // VmRSS counts the binary's and libraries' file pages (about 5 MiB) besides the anonymous
+  // memory the limiter measures, and the bodies of the requests in flight (192 x 70 KB) are
+  // read, and decoded to be refused, whatever the limiter says: the stated margin over the
+  // hard limit covers both.
+  const MARGIN_MIB = 32;
+  const BOUND_KIB = (LIMIT_MIB + MARGIN_MIB) * 1024;
+  // Many small spans: ~70 KB of protobuf that decode into ~0.5 MiB of structs, so accepted
+  // requests weigh far more than the bodies in flight.
+  const body = request('flood', 2000);
+
+  // memory_limiter (when asked) -> batch (huge send_batch_size: accepted requests stay in
+  // memory until the 3s timeout) -> nop.
+  function floodConfig(limiter) {
+    const processors = {};
+    if (limiter) {
+      processors.memory_limiter = { check_interval: '100ms', limit_mib: LIMIT_MIB, spike_limit_mib: SPIKE_MIB };
+    }
+    processors.batch = { send_batch_size: 100000000, timeout: '3s' };
+    return config({ processors, exporter: 'nop', exporterYaml: '' });
+  }
+
+  /** CLIENTS x IN_FLIGHT concurrent senders for @p ms; the answers and the highest VmRSS. */
+  async function flood(th, ms) {
+    let maxRssKiB = 0;
+    const sampler = setInterval(() => {
+      if (th.alive) {
+        maxRssKiB = Math.max(maxRssKiB, th.rssKiB());
+      }
+    }, 20);
+    const counts = {};
+    const messages = new Set();
+    let stop = false;
+    const agents = [];
+    const workers = [];
+    for (let c = 0; c < CLIENTS; c++) {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
+      agents.push(agent);
+      for (let k = 0; k < IN_FLIGHT; k++) {
+        workers.push((async () => {
+          while (!stop) {
+            const r = await post(th, body, agent);
+            counts[r.status] = (counts[r.status] ?? 0) + 1;
+            if (r.status !== 200) {
+              messages.add(pb.decodeStatus(r.body).message);
+            }
+          }
+        })());
+      }
+    }
+    await sleep(ms);
+    stop = true;
+    await Promise.all(workers);
+    clearInterval(sampler);
+    agents.forEach((a) => a.destroy());
+    return { counts, messages: [...messages], maxRssKiB };
+  }
+
+  test('without it, the same flood takes RSS past the bound (calibration)', async (t) => {
+    const th = await Tracehouse.start({ yaml: floodConfig(false) });
+    try {
+      const r = await flood(th, 3000);
+      t.diagnostic(`no limiter: ${JSON.stringify(r.counts)}, max VmRSS ${Math.round(r.maxRssKiB / 1024)} MiB`);
+      assert.deepEqual(Object.keys(r.counts), ['200']);
+      assert.ok(r.maxRssKiB > BOUND_KIB,
+        `the flood only reached ${r.maxRssKiB} KiB: it would not show the limiter working`);
+      await th.stopClean();
+      await th.cleanup();
+    } finally {
+      th.kill();
+    }
+  });
+
+  test('refuses a flood with 503, keeps RSS bounded, and accepts again afterwards', async (t) => {
+    const th = await Tracehouse.start({ yaml: floodConfig(true) });
+    try {
+      const { counts, messages, maxRssKiB } = await flood(th, 5000);
+      const measured = [...th.stderr.matchAll(/cur_mem_mib=(\d+)/g)].map((m) => Number(m[1]));
+      t.diagnostic(`flood answers ${JSON.stringify(counts)}, max VmRSS ${Math.round(maxRssKiB / 1024)} MiB, ` +
+        `highest measurement logged ${Math.max(...measured)} MiB`);
+      assert.ok(counts[503] > 0, `no 503 in the flood: ${JSON.stringify(counts)}`);
+      assert.ok(counts[200] > 0, `nothing accepted in the flood: ${JSON.stringify(counts)}`);
+      assert.deepEqual(Object.keys(counts).sort(), ['200', '503']);
+      assert.deepEqual(messages, ['data refused due to high memory usage']);
+      assert.ok(maxRssKiB <= BOUND_KIB,
+        `RSS reached ${maxRssKiB} KiB, over ${LIMIT_MIB} MiB + ${MARGIN_MIB} MiB`);
+      assert.match(th.stderr, /Memory usage is above soft limit\. Refusing data\./);
+
+      // The flood is over: the batch flushes within its timeout, memory is returned, and a
+      // check lets data in again (the batch holds the request until its own timeout).
+      let ok = null;
+      for (let i = 0; i < 20 && !ok; i++) {
+        const r = await post(th, request('after', 10));
+        if (r.status === 200) {
+          ok = r;
+        } else {
+          assert.equal(r.status, 503);
+          await sleep(500);
+        }
+      }
+      assert.ok(ok, `still refused after the flood\n${th.stderr.slice(-2000)}`);
+      assert.match(th.stderr, /Memory usage back within limits\. Resuming normal operation\./);
+      await th.stopClean();
+      await th.cleanup();
+    } finally {
+      th.kill();
+    }
+  });
+});
