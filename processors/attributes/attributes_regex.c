@@ -154,8 +154,8 @@ static int ob_put(struct obuf *b, const char *s, size_t n)
 
 int th__attributes_regex_replace_all(struct th__attributes_matcher *m, const pcre2_code *re,
                                      th_arena_t *a, const char *s, size_t len,
-                                     th__attributes_repl_fn repl, void *ctx, const char **out,
-                                     size_t *outlen, bool *replaced)
+                                     th__attributes_repl_fn repl, void *ctx, size_t max_out,
+                                     const char **out, size_t *outlen, bool *replaced)
 {
     struct obuf b = {.a = a};
     size_t last_end = 0; /* end of the most recent match */
@@ -186,6 +186,9 @@ int th__attributes_regex_replace_all(struct th__attributes_matcher *m, const pcr
                 return TH_ENOMEM;
             }
             any = true;
+            if (max_out && b.len > max_out) {
+                return TH_E2BIG;
+            }
         }
         last_end = me > last_end ? me : last_end;
         /* Advance past the match, always by at least one character. */

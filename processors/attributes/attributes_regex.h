@@ -88,14 +88,18 @@ typedef size_t (*th__attributes_repl_fn)(void *ctx, const char *match, size_t ml
  * Replace every match of @p re in @p s as Go's Regexp.ReplaceAllStringFunc does: matches are
  * found left to right, an empty match right after a previous match is not replaced, and the
  * search always advances by at least one character (a whole UTF-8 sequence).
+ * @param[in] max_out the longest result allowed (0: no limit). A pattern that matches the
+ *            empty string inserts a replacement between every two characters, and patterns
+ *            applied one after the other multiply that; the limit stops the growth.
  * @param[out] out the new text in @p a (NUL-terminated), or @p s itself when nothing matched.
  * @param[out] outlen its length.
  * @param[out] replaced set to whether anything was replaced.
- * @return 0, TH_ENOMEM, TH_E2BIG or TH_EINVAL (from the search; then *out is not set).
+ * @return 0, TH_ENOMEM, TH_E2BIG (the match limit, or the result would exceed @p max_out) or
+ *         TH_EINVAL (another matching error); on an error *out is not set.
  */
 int th__attributes_regex_replace_all(struct th__attributes_matcher *m, const pcre2_code *re,
                                      th_arena_t *a, const char *s, size_t len,
-                                     th__attributes_repl_fn repl, void *ctx, const char **out,
-                                     size_t *outlen, bool *replaced);
+                                     th__attributes_repl_fn repl, void *ctx, size_t max_out,
+                                     const char **out, size_t *outlen, bool *replaced);
 
 #endif

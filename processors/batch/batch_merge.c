@@ -158,7 +158,6 @@ static int out_hold(struct out *o, th_batch_t *src)
         o->b->received_ns = src->received_ns;
     }
     return th_batch_add_acks_of(o->b, src);
-    return 0;
 }
 
 static int out_append(struct out *o, th_otlp_resource_spans_t *rs)

@@ -104,8 +104,8 @@ int th__batch_processor_consume(struct th_batch_processor *p, th_batch_t *b)
 
 int th__batch_processor_start(struct th_batch_processor *p, uv_loop_t *loop)
 {
-    if (p->timeout_ms == 0 || p->timer) {
-        return 0;
+    if (p->timeout_ms == 0 || p->timer || !loop) {
+        return 0; /* without a loop (a bare test) only size and shutdown send */
     }
     uv_timer_t *t = th_malloc(sizeof(*t));
     if (!t) {

@@ -42,6 +42,13 @@ static int redaction_init(struct th_component *c, const void *cfg_, struct th_co
         th_log_warn(c, "hmac_key: shorter than the recommended %d bytes",
                     s.hash_function == TH_REDACTION_HMAC_SHA256 ? 32 : 64);
     }
+    ssize_t empty = th_redaction_proc_empty_match(rp->proc);
+    if (empty >= 0) {
+        th_log_warn(c,
+                    "blocked_values::%zd matches the empty string: a mask is put between every "
+                    "two characters of every value",
+                    empty);
+    }
     if (!cfg->allow_all_keys && cfg->allowed_keys.n == 0) {
         th_log_info(c, "allow_all_keys is false and allowed_keys is empty: every attribute "
                        "is deleted");
@@ -65,7 +72,8 @@ static void report_limits(struct redaction_processor *rp)
         (rp->last_warn_ns == 0 || now - rp->last_warn_ns > 60ull * 1000000000ull)) {
         th_log_warn(&rp->base,
                     "%llu regex searches hit the match limit (a pattern that backtracks on "
-                    "these values); the values were masked whole",
+                    "these values) or grew a value past the size limit; those values were "
+                    "masked whole",
                     (unsigned long long)(st.limit_hits - rp->limit_hits_logged));
         rp->limit_hits_logged = st.limit_hits;
         rp->last_warn_ns = now;

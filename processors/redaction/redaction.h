@@ -13,6 +13,8 @@
 #ifndef TH_PROCESSORS_REDACTION_H
 #define TH_PROCESSORS_REDACTION_H
 
+#include <sys/types.h>
+
 #include "th/batch.h"
 #include "th/component.h"
 #include "th/config.h"
@@ -54,8 +56,8 @@ struct th_redaction_stats {
     uint64_t masked;   /**< values masked */
     uint64_t allowed;  /**< values kept because of allowed_values */
     uint64_t ignored;  /**< attributes passed through because of ignored keys */
-    /** Regex matches abandoned at the match limit. Those fail closed: a blocked-key or
-     *  blocked-value search that is abandoned masks the whole value. */
+    /** Regex searches abandoned at the match limit, and masked values that would have grown
+     *  past (length + 1) × 161 + 4096 bytes. Those fail closed: the whole value is masked. */
     uint64_t limit_hits;
 };
 
@@ -96,6 +98,13 @@ int th_redaction_proc_traces(th_redaction_proc_t *p, th_batch_t *b);
 
 /** @return the counters so far. */
 struct th_redaction_stats th_redaction_proc_stats(const th_redaction_proc_t *p);
+
+/**
+ * Find a blocked_values pattern that matches the empty string (it puts a mask between every
+ * two characters of every value: almost always a mistake worth a warning).
+ * @return its index, or -1.
+ */
+ssize_t th_redaction_proc_empty_match(th_redaction_proc_t *p);
 
 /* ---- The config layer ------------------------------------------------------------------ */
 

@@ -214,6 +214,16 @@ struct th_redaction_stats th_redaction_proc_stats(const th_redaction_proc_t *p)
     return p->stats;
 }
 
+ssize_t th_redaction_proc_empty_match(th_redaction_proc_t *p)
+{
+    for (size_t i = 0; i < p->blocked_values.n; i++) {
+        if (th__attributes_regex_search(&p->m, p->blocked_values.re[i], "", 0, 0) == 1) {
+            return (ssize_t)i;
+        }
+    }
+    return -1;
+}
+
 /* ---- Masking -------------------------------------------------------------------------- */
 
 /* The replacement of one match: "****", or the lowercase hex digest of the matched text. */
@@ -282,13 +292,17 @@ static int mask_values(th_redaction_proc_t *p, th_arena_t *a, th_otlp_any_t *v, 
 {
     const char *cur = s;
     size_t curlen = len;
+    /* Every character replaced by the longest mask, and a mask between every two: no sane
+     * pattern list gets further, and patterns matching the empty string cannot blow up. */
+    size_t max_out = (len + 1) * (TH__REGEX_REPL_MAX + 1) + 4096;
     *changed = false;
     for (size_t i = 0; i < p->blocked_values.n; i++) {
         const char *next;
         size_t nextlen;
         bool replaced;
-        int rc = th__attributes_regex_replace_all(&p->m, p->blocked_values.re[i], a, cur, curlen,
-                                                  mask_match, p, &next, &nextlen, &replaced);
+        int rc =
+            th__attributes_regex_replace_all(&p->m, p->blocked_values.re[i], a, cur, curlen,
+                                             mask_match, p, max_out, &next, &nextlen, &replaced);
         if (rc == TH_ENOMEM) {
             return rc;
         }

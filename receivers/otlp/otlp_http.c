@@ -31,6 +31,10 @@
 
 /* Seconds a client is told to wait before retrying a refused export. */
 #define RETRY_AFTER_S 1
+/* Shutdown waits at most this long for the pipeline to settle requests in flight. */
+#define DRAIN_MAX_MS 10000
+/* After the last of them is answered, this long for the answer to reach the client. */
+#define DRAIN_GRACE_MS 200
 
 /* google.rpc.Code values used in Status bodies. */
 enum {
@@ -51,6 +55,7 @@ enum srv_state {
 struct conn {
     uv_tcp_t tcp;
     th_otlp_http_server_t *srv;
+    bool busy; /* shutdown: a request on it still waits for its ack */
     struct conn *prev;
     struct conn *next;
 };
@@ -112,6 +117,7 @@ struct th_otlp_http_server {
     char addr_text[INET6_ADDRSTRLEN + 16];
     enum srv_state state;
     struct ack_hub *hub;     /* where settled acks come back to the loop */
+    uv_timer_t drain_timer;  /* shutdown: bounds the wait for acks, then closes the rest */
     struct pending *pending; /* requests waiting for their ack */
     bool destroy_pending;
     uint64_t last_warn_ns;
@@ -567,6 +573,8 @@ static void pending_detach(struct pending *p)
     p->req = NULL;
 }
 
+static void on_drain_timer(uv_timer_t *t);
+
 /* On the loop thread: answer (when someone is still listening) and free. */
 static void pending_complete(struct pending *p)
 {
@@ -584,8 +592,14 @@ static void pending_complete(struct pending *p)
         th_buf_free(&r.body);
     }
     struct ack_hub *hub = p->hub;
+    th_otlp_http_server_t *s = p->srv;
     pending_detach(p);
     th_free(p);
+    if (s && s->state == ST_CLOSING && !s->pending) {
+        /* The last request shutdown was waiting for: give its answer a moment to leave,
+         * then close what is left. */
+        uv_timer_start(&s->drain_timer, on_drain_timer, DRAIN_GRACE_MS, 0);
+    }
     hub_unref(hub);
 }
 
@@ -668,6 +682,51 @@ static void hub_release(th_otlp_http_server_t *s)
         hub_on_async(&s->hub->async);
         hub_unref(s->hub);
         s->hub = NULL;
+    }
+}
+
+/* Shut a connection's socket down: h2o's next read sees EOF (or its write fails) and it
+ * closes the connection through its own path, so its state stays consistent. */
+static void conn_shutdown(struct conn *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+        shutdown(fd, SHUT_RDWR);
+    }
+}
+
+/* The connection a request arrived on, found by its peer address. */
+static struct conn *conn_of(th_otlp_http_server_t *s, h2o_req_t *req)
+{
+    struct sockaddr_storage want;
+    socklen_t wl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&want);
+    if (wl == 0) {
+        return NULL;
+    }
+    for (struct conn *c = s->conns; c; c = c->next) {
+        struct sockaddr_storage have;
+        int hl = sizeof(have);
+        if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&have, &hl) == 0 &&
+            (socklen_t)hl == wl && memcmp(&have, &want, wl) == 0) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* Shutdown is over waiting: nobody is answered any more; close every connection. */
+static void on_drain_timer(uv_timer_t *t)
+{
+    th_otlp_http_server_t *s = t->data;
+    if (s->pending) {
+        th_log_warn(s->owner,
+                    "shutdown: requests still waiting for the pipeline after %d ms are closed "
+                    "unanswered; their senders will retry",
+                    DRAIN_MAX_MS);
+    }
+    hub_release(s);
+    for (struct conn *c = s->conns; c; c = c->next) {
+        conn_shutdown(c);
     }
 }
 
@@ -927,6 +986,9 @@ static void maybe_finish(th_otlp_http_server_t *s)
         return;
     }
     s->state = ST_DISPOSING;
+    /* Every connection is gone: requests still waiting can no longer be answered. */
+    hub_release(s);
+    uv_close((uv_handle_t *)&s->drain_timer, NULL);
     if (s->ctx_inited) {
         h2o_context_dispose(&s->ctx);
         s->ctx_inited = false;
@@ -1345,6 +1407,8 @@ int th_otlp_http_server_start(th_otlp_http_server_t *s, uv_loop_t *loop)
         return ret;
     }
     s->loop = loop;
+    uv_timer_init(loop, &s->drain_timer);
+    s->drain_timer.data = s;
     for (int i = 0; i < 2; i++) {
         uv_timer_init(loop, &s->sentinel[i]);
         s->sentinel[i].data = s;
@@ -1387,17 +1451,25 @@ int th_otlp_http_server_shutdown(th_otlp_http_server_t *s)
         return 0;
     }
     s->state = ST_CLOSING;
-    hub_release(s);
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    /* Shutting the socket down makes h2o's next read see EOF (or its write fail), and h2o
-     * closes the connection through its own path, so its state stays consistent. Idle
-     * keep-alive connections go at once; there is never a request inside our handler
-     * here, since it answers synchronously. */
-    for (struct conn *c = s->conns; c; c = c->next) {
-        uv_os_fd_t fd;
-        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
-            shutdown(fd, SHUT_RDWR);
+    /* Requests waiting for their ack are answered when the pipeline's shutdown flush
+     * settles them (their spans are stored or delivered), so their connections stay open
+     * until then; idle keep-alive connections go at once. */
+    for (struct pending *p = s->pending; p; p = p->next) {
+        struct conn *c = p->req ? conn_of(s, p->req) : NULL;
+        if (c) {
+            c->busy = true;
         }
+    }
+    for (struct conn *c = s->conns; c; c = c->next) {
+        if (!c->busy) {
+            conn_shutdown(c);
+        }
+    }
+    if (s->pending) {
+        uv_timer_start(&s->drain_timer, on_drain_timer, DRAIN_MAX_MS, 0);
+    } else {
+        hub_release(s);
     }
     th_log_info(s->owner, "OTLP/HTTP on %s stopped accepting (%zu connections closing)",
                 s->addr_text, s->n_conns);

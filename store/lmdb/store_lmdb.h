@@ -17,7 +17,7 @@
 #include "th/store.h"
 
 /** The on-disk layout version, kept in meta under "layout"; another value refuses to open. */
-#define TH_LMDB_LAYOUT 1
+#define TH_LMDB_LAYOUT 2
 
 /** A block holds the spans of one service from one write, at most this many; more are split
  *  into several blocks, so neither a trace lookup nor a search decompresses more than one
@@ -25,30 +25,59 @@
 #define TH_BLOCK_MAX_SPANS 2048
 
 /*
- * The svcidx value: u64 min_start | u64 min_dur | u64 max_dur | u32 n_spans | u8 tag table
- * parts | u8 n_long | u8 n_short, then n_long + n_short points (u32 µs after min_start, u64
- * duration in ns). The "long" points are the spans no later span outlasts, newest first: the
- * newest start among spans lasting at least d is the first point with duration >= d. The
- * "short" points are the mirror image for spans lasting at most d. A count's top bit says
- * the list was cut at TH_FRONTIER_MAX points (beyond them nothing is known).
+ * Span stats of a block (in blkidx) or of a summary of blocks (in svcsum): u64 min_start |
+ * u64 min_dur | u64 max_dur | u32 n_spans | u8 tag table parts | u8 n_long | u8 n_short, then
+ * n_long + n_short points (u32 µs after min_start, u64 duration in ns). The "long" points
+ * are the spans no later span outlasts, newest first: the newest start among spans lasting at
+ * least d is the first point with duration >= d. The "short" points are the mirror image for
+ * spans lasting at most d. A count's top bit says the list was cut at TH_FRONTIER_MAX points
+ * (beyond them nothing is known).
+ *
+ * A blkidx value is u32 svc | u64 max_start, then the stats. An svcsum value is the stats,
+ * then u8 n_blocks and n_blocks × (u64 block, u64 max_start) of the blocks it covers.
  */
-#define TH_SVCIDX_FIXED  31
+#define TH_STATS_FIXED   31
+#define TH_BLKIDX_HEAD   12
 #define TH_FRONTIER_MAX  48
 #define TH_FRONTIER_CUT  0x80
 #define TH_FRONTIER_SIZE 12
-#define TH_SVCIDX_MAX    (TH_SVCIDX_FIXED + 2 * TH_FRONTIER_MAX * TH_FRONTIER_SIZE)
+#define TH_STATS_MAX     (TH_STATS_FIXED + 2 * TH_FRONTIER_MAX * TH_FRONTIER_SIZE)
 
-/** A parsed svcidx value. */
-struct th__svcidx {
+/** A service's blocks are summarised by this many at a time. */
+#define TH_SUM_BLOCKS 32
+
+/** Parsed stats. */
+struct th__stats {
     uint64_t min_start, min_dur, max_dur;
     uint32_t n_spans;
     unsigned n_parts, n_long, n_short;
     bool long_cut, short_cut;
     const uint8_t *longs, *shorts; /* points */
+    size_t len;                    /* bytes the stats took */
 };
 
-/** Parse an svcidx value. @return 0 or TH_EIO. */
-int th__svcidx_parse(const uint8_t *p, size_t len, struct th__svcidx *v);
+/** Parse stats at the start of @p p. @return 0 or TH_EIO. */
+int th__stats_parse(const uint8_t *p, size_t len, struct th__stats *v);
+
+/** A parsed blkidx value. */
+struct th__blkidx {
+    uint32_t svc;
+    uint64_t max_start;
+    struct th__stats st;
+};
+
+/** A parsed svcsum value. */
+struct th__svcsum {
+    struct th__stats st;
+    unsigned n_blocks;
+    const uint8_t *blocks; /* n_blocks × (u64 block, u64 max_start) */
+};
+
+/** Parse a blkidx value. @return 0 or TH_EIO. */
+int th__blkidx_parse(const uint8_t *p, size_t len, struct th__blkidx *v);
+
+/** Parse an svcsum value. @return 0 or TH_EIO. */
+int th__svcsum_parse(const uint8_t *p, size_t len, struct th__svcsum *v);
 
 /** Retention deletes at most this many blocks per transaction, so the writer never waits on
  *  a long delete. */
@@ -78,7 +107,8 @@ struct th__wctx; /* the writer's reusable scratch (store_lmdb_write.c) */
 struct th_lmdb {
     struct th_store base;
     MDB_env *env;
-    MDB_dbi dbi_meta, dbi_blocks, dbi_traces, dbi_svcidx, dbi_tags, dbi_svc, dbi_ops, dbi_deps;
+    MDB_dbi dbi_meta, dbi_blocks, dbi_traces, dbi_blkidx, dbi_tags, dbi_svcsum, dbi_sumtags,
+        dbi_svc, dbi_ops, dbi_deps;
     char *path;
     struct th_store_cfg cfg; /* cfg.path points to path */
     unsigned psize;
@@ -93,6 +123,7 @@ struct th_lmdb {
     pthread_mutex_t retention_lock; /* one retention pass at a time (trylock) */
     uint64_t next_block;
     uint32_t next_svc, next_op;
+    uint64_t next_sum;
     struct th__cat svcs, ops;
     bool cat_stale; /* a write aborted: reload the caches and counters from the database */
     struct th__wctx *w;
@@ -219,11 +250,13 @@ struct th__block_meta {
     uint32_t n_traces;
     const uint8_t *traces, *traces_end; /* n × (16-byte id, varint n_subs) */
     uint32_t svc;                       /* the block's service */
+    bool has_sum;                       /* the block completed a summary, which goes with it */
+    uint64_t sum, sum_max_start;
     uint32_t n_edges;
     const uint8_t *edges, *edges_end; /* n × (varint minute, parent, child, count) */
 };
 
-#define TH_BLOCK_META_VERSION 1
+#define TH_BLOCK_META_VERSION 2
 
 /** Parse a block meta record. @return 0 or TH_EIO. */
 int th__block_meta_parse(const uint8_t *p, size_t len, struct th__block_meta *m);

@@ -70,19 +70,33 @@ static inline void th__key_trace(uint8_t *k, const uint8_t trace[16], uint64_t b
     th__be16_put(k + 24, sub);
 }
 
-/* ---- svcidx: svc(4) | max_start(8) | block(8) → the block's span stats ---------------- */
+/* ---- blkidx: block(8) → the block's service, newest start, span stats ------------------ */
 
-/* A block holds the spans of one service, so each block has exactly one svcidx key. */
-#define TH_KEY_SVCIDX_LEN 20
+#define TH_KEY_BLKIDX_LEN 8
 
-static inline void th__key_svcidx(uint8_t *k, uint32_t svc, uint64_t max_start, uint64_t block)
+/* ---- svcsum: svc(4) | max_start(8) | summary(8) → a summary of 32 of the service's blocks  */
+
+#define TH_KEY_SVCSUM_LEN 20
+
+static inline void th__key_svcsum(uint8_t *k, uint32_t svc, uint64_t max_start, uint64_t sum)
 {
     th__be32_put(k, svc);
     th__be64_put(k + 4, max_start);
-    th__be64_put(k + 12, block);
+    th__be64_put(k + 12, sum);
 }
 
-/* ---- tags: block(8) | part(1) → a part of the block's tag table ------------------------ */
+/* ---- pend: 'p' | svc(4) in meta → the service's newest blocks, not yet in a summary ----- */
+
+#define TH_KEY_PEND_LEN 5
+
+static inline void th__key_pend(uint8_t *k, uint32_t svc)
+{
+    k[0] = 'p';
+    th__be32_put(k + 1, svc);
+}
+
+/* ---- tags: block(8) | part(1) → a part of the block's tag table; sumtags: the same for a
+ * summary, keyed summary(8) | part(1) ------------------------------------------------------ */
 
 #define TH_KEY_TAGS_LEN 9
 

@@ -852,9 +852,10 @@ static int update_kth(struct search *x)
     return 0;
 }
 
-/* The tag table part that holds @p h (fetched once per block and part). */
+/* The tag table parts of one block or summary, fetched on first use. */
 struct parts {
-    uint64_t block;
+    MDB_dbi dbi;
+    uint64_t id;
     unsigned n;
     MDB_val v[256];
     uint8_t fetched[256];
@@ -869,9 +870,9 @@ static int lookup(struct search *x, struct parts *pc, uint32_t h, bool *found, u
     unsigned p = th__tags_part(h, pc->n);
     if (!pc->fetched[p]) {
         uint8_t k[TH_KEY_TAGS_LEN];
-        th__key_tags(k, pc->block, (uint8_t)p);
+        th__key_tags(k, pc->id, (uint8_t)p);
         MDB_val key = {sizeof(k), k};
-        int rc = mdb_get(x->t, x->s->dbi_tags, &key, &pc->v[p]);
+        int rc = mdb_get(x->t, pc->dbi, &key, &pc->v[p]);
         if (rc == MDB_NOTFOUND) {
             pc->v[p].mv_size = 0; /* an empty part */
         } else if (rc != 0) {
@@ -883,8 +884,8 @@ static int lookup(struct search *x, struct parts *pc, uint32_t h, bool *found, u
     return 0;
 }
 
-/* Narrow @p bound (µs) to the newest start a block can match @p pr with; *possible is
- * cleared when the block has none of the hashes. */
+/* Narrow @p bound (µs) to the newest start that can match @p pr; *possible is cleared when
+ * none of its hashes is there. */
 static int probe_bound(struct search *x, struct parts *pc, const struct probes *pr,
                        uint64_t base_us, uint64_t max_us, uint64_t *bound, bool *possible)
 {
@@ -914,51 +915,51 @@ static int probe_bound(struct search *x, struct parts *pc, const struct probes *
     return 0;
 }
 
-/* How new a match in this block can be, from its stats and tag table, without reading it. */
-static int block_bound(struct search *x, uint64_t block, const struct th__svcidx *v,
-                       uint64_t max_us, uint64_t *bound, bool *possible)
+/* The newest start among the spans the frontier says last at least (@p at_least) or at
+ * most @p d; *possible is cleared when there is none. */
+static void frontier_bound(const uint8_t *pts, unsigned n, bool cut, bool at_least, uint64_t d,
+                           uint64_t base_us, uint64_t max_us, uint64_t *bound, bool *possible)
 {
-    uint64_t base_us = v->min_start / 1000;
-    *bound = max_us;
-    *possible = true;
-    /* duration bounds: the newest start among spans long (short) enough, from the
-     * frontiers; a cut list answers only within the points it kept */
-    if (x->dmin > 0) {
-        bool any = false;
-        for (unsigned i = 0; i < v->n_long && !any; i++) {
-            const uint8_t *pt = v->longs + TH_FRONTIER_SIZE * i;
-            if (th__be64_get(pt + 4) >= x->dmin) {
-                uint32_t d = th__be32_get(pt);
-                *bound = TH_MIN(*bound, d == TH_TAGS_DELTA_NONE ? max_us : base_us + d);
-                any = true;
-            }
-        }
-        if (!any && !v->long_cut) {
-            *possible = false;
-            return 0;
+    for (unsigned i = 0; i < n; i++) {
+        const uint8_t *pt = pts + TH_FRONTIER_SIZE * i;
+        uint64_t dur = th__be64_get(pt + 4);
+        if (at_least ? dur >= d : dur <= d) {
+            uint32_t delta = th__be32_get(pt);
+            *bound = TH_MIN(*bound, delta == TH_TAGS_DELTA_NONE ? max_us : base_us + delta);
+            return;
         }
     }
-    if (x->dmax < UINT64_MAX) {
-        bool any = false;
-        for (unsigned i = 0; i < v->n_short && !any; i++) {
-            const uint8_t *pt = v->shorts + TH_FRONTIER_SIZE * i;
-            if (th__be64_get(pt + 4) <= x->dmax) {
-                uint32_t d = th__be32_get(pt);
-                *bound = TH_MIN(*bound, d == TH_TAGS_DELTA_NONE ? max_us : base_us + d);
-                any = true;
-            }
-        }
-        if (!any && !v->short_cut) {
-            *possible = false;
-            return 0;
-        }
+    if (!cut) {
+        *possible = false;
+    }
+}
+
+/* How new a match among these spans (a block's or a summary's) can be, from their stats and
+ * tag table, without reading them. */
+static int stats_bound(struct search *x, const struct th__stats *st, MDB_dbi dbi, uint64_t id,
+                       uint64_t max_us, uint64_t *bound, bool *possible)
+{
+    uint64_t base_us = st->min_start / 1000;
+    *bound = max_us;
+    *possible = st->min_start <= x->smax && st->max_dur >= x->dmin && st->min_dur <= x->dmax;
+    if (*possible && x->dmin > 0) {
+        frontier_bound(st->longs, st->n_long, st->long_cut, true, x->dmin, base_us, max_us, bound,
+                       possible);
+    }
+    if (*possible && x->dmax < UINT64_MAX) {
+        frontier_bound(st->shorts, st->n_short, st->short_cut, false, x->dmax, base_us, max_us,
+                       bound, possible);
+    }
+    if (!*possible || (!x->op.n && !x->kind.n && !x->n_tags)) {
+        return 0;
     }
     struct parts *pc = th_malloc(sizeof(*pc));
     if (!pc) {
         return TH_ENOMEM;
     }
-    pc->block = block;
-    pc->n = v->n_parts;
+    pc->dbi = dbi;
+    pc->id = id;
+    pc->n = st->n_parts;
     memset(pc->fetched, 0, sizeof(pc->fetched));
     int ret = probe_bound(x, pc, &x->op, base_us, max_us, bound, possible);
     if (ret == 0 && *possible) {
@@ -971,84 +972,230 @@ static int block_bound(struct search *x, uint64_t block, const struct th__svcidx
     return ret;
 }
 
-/* Walk the service's blocks newest first: stop when no older block can beat the `limit`
- * traces found, skip a block whose tag table shows it cannot, read the rest. */
-static int scan_index(struct search *x)
+/* Something to look at, newest first: a block, or a summary of blocks. */
+struct item {
+    uint64_t max_start; /* ns */
+    uint64_t block;     /* the block, or a summary's newest block (its rank) */
+    uint64_t sum;       /* 0 for a block */
+    uint64_t sum_key_start;
+};
+
+struct heap {
+    struct item *v;
+    size_t n, cap;
+};
+
+static bool item_gt(const struct item *a, const struct item *b)
 {
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(x->t, x->s->dbi_svcidx, &c);
+    return a->max_start > b->max_start || (a->max_start == b->max_start && a->block > b->block);
+}
+
+static int heap_push(struct heap *h, struct item it)
+{
+    if (grow((void **)&h->v, &h->cap, h->n, sizeof(*h->v)) != 0) {
+        return TH_ENOMEM;
+    }
+    size_t i = h->n++;
+    while (i && item_gt(&it, &h->v[(i - 1) / 2])) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->v[i] = it;
+    return 0;
+}
+
+static struct item heap_pop(struct heap *h)
+{
+    struct item top = h->v[0], last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n) {
+            break;
+        }
+        if (c + 1 < h->n && item_gt(&h->v[c + 1], &h->v[c])) {
+            c++;
+        }
+        if (!item_gt(&h->v[c], &last)) {
+            break;
+        }
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n) {
+        h->v[i] = last;
+    }
+    return top;
+}
+
+/* Read the next older summary of the service into the heap. */
+static int next_summary(struct search *x, MDB_cursor *c, bool *more, bool first, struct heap *h)
+{
+    if (!*more) {
+        return 0;
+    }
+    MDB_val key, val;
+    int rc;
+    if (first) {
+        uint8_t k[TH_KEY_SVCSUM_LEN];
+        th__key_svcsum(k, x->svc, UINT64_MAX, UINT64_MAX);
+        key.mv_size = sizeof(k);
+        key.mv_data = k;
+        rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+        rc = rc == 0              ? mdb_cursor_get(c, &key, &val, MDB_PREV)
+             : rc == MDB_NOTFOUND ? mdb_cursor_get(c, &key, &val, MDB_LAST)
+                                  : rc;
+    } else {
+        rc = mdb_cursor_get(c, &key, &val, MDB_PREV);
+    }
+    if (rc == 0 && (key.mv_size != TH_KEY_SVCSUM_LEN || th__be32_get(key.mv_data) != x->svc)) {
+        rc = MDB_NOTFOUND;
+    }
+    if (rc != 0) {
+        *more = false;
+        return rc == MDB_NOTFOUND ? 0 : th__mdb_err(rc);
+    }
+    struct th__svcsum sv;
+    if (th__svcsum_parse(val.mv_data, val.mv_size, &sv) != 0 || !sv.n_blocks) {
+        return TH_EIO;
+    }
+    struct item it = {.max_start = th__be64_get((uint8_t *)key.mv_data + 4),
+                      .sum = th__be64_get((uint8_t *)key.mv_data + 12)};
+    for (unsigned i = 0; i < sv.n_blocks; i++) {
+        it.block = TH_MAX(it.block, th__be64_get(sv.blocks + 16 * i));
+    }
+    it.sum_key_start = it.max_start;
+    return heap_push(h, it);
+}
+
+/* Is an item (of rank max_us, block) unable to beat the limit-th candidate? */
+static bool beaten(const struct search *x, uint64_t max_us, uint64_t block)
+{
+    return x->n_cands >= x->limit && !rank_gt(max_us, block, x->kth, x->kth_block);
+}
+
+static int eval_one_block(struct search *x, const struct item *it)
+{
+    uint8_t bk[TH_KEY_BLKIDX_LEN];
+    th__be64_put(bk, it->block);
+    MDB_val key = {sizeof(bk), bk}, val;
+    int rc = mdb_get(x->t, x->s->dbi_blkidx, &key, &val);
+    if (rc == MDB_NOTFOUND) {
+        return 0; /* deleted by retention since it was listed */
+    }
     if (rc != 0) {
         return th__mdb_err(rc);
     }
-    uint8_t prefix[4];
-    th__be32_put(prefix, x->svc);
-    uint8_t k[TH_KEY_SVCIDX_LEN];
-    memcpy(k, prefix, 4);
-    memset(k + 4, 0xff, 16);
-    MDB_val key = {sizeof(k), k}, val;
-    rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-    rc = rc == 0              ? mdb_cursor_get(c, &key, &val, MDB_PREV)
-         : rc == MDB_NOTFOUND ? mdb_cursor_get(c, &key, &val, MDB_LAST)
-                              : rc;
-    int ret = 0;
-    for (; rc == 0; rc = mdb_cursor_get(c, &key, &val, MDB_PREV)) {
-        const uint8_t *kp = key.mv_data;
-        if (key.mv_size != TH_KEY_SVCIDX_LEN || memcmp(kp, prefix, 4) != 0) {
-            break;
-        }
-        uint64_t max_start = th__be64_get(kp + 4);
-        uint64_t block = th__be64_get(kp + 12);
-        if (max_start < x->smin) {
-            break; /* every older entry ends before the window too */
-        }
-        uint64_t max_us = max_start / 1000;
-        if (x->n_cands >= x->limit && !rank_gt(max_us, block, x->kth, x->kth_block)) {
-            break; /* nothing further can make the newest `limit` */
-        }
-        struct th__svcidx v;
-        if (th__svcidx_parse(val.mv_data, val.mv_size, &v) != 0) {
-            ret = TH_EIO;
-            break;
-        }
-        if (v.min_start > x->smax || v.max_dur < x->dmin || v.min_dur > x->dmax) {
-            continue;
-        }
-        uint64_t bound;
-        bool possible;
-        ret = block_bound(x, block, &v, max_us, &bound, &possible);
-        if (ret != 0) {
-            break;
-        }
-        if (!possible || bound < x->smin / 1000 ||
-            (x->n_cands >= x->limit && !rank_gt(bound, block, x->kth, x->kth_block))) {
-            continue;
-        }
-        ret = th__block_payload(x->s, x->t, block, SIZE_MAX, &x->comp, &x->payload);
-        if (ret == TH_ENOENT) {
-            ret = 0; /* an index entry left behind by a block deleted with a corrupt meta */
-            continue;
-        }
-        struct th__blk_view view;
-        if (ret == 0) {
-            ret = th__blk_view_open(&view, x->payload.p, x->payload.len);
-        }
-        if (ret != 0) {
-            break;
-        }
-        x->block = block;
-        ret = eval_block(x, &view);
-        th__blk_view_free(&view);
-        if (ret == 0) {
-            ret = update_kth(x);
-        }
-        if (ret != 0) {
-            break;
-        }
+    struct th__blkidx b;
+    if (th__blkidx_parse(val.mv_data, val.mv_size, &b) != 0) {
+        return TH_EIO;
     }
-    if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND) {
+    if (b.svc != x->svc) {
+        return TH_EIO;
+    }
+    uint64_t bound;
+    bool possible;
+    int ret =
+        stats_bound(x, &b.st, x->s->dbi_tags, it->block, it->max_start / 1000, &bound, &possible);
+    if (ret != 0 || !possible || bound < x->smin / 1000 || beaten(x, bound, it->block)) {
+        return ret;
+    }
+    ret = th__block_payload(x->s, x->t, it->block, SIZE_MAX, &x->comp, &x->payload);
+    if (ret == TH_ENOENT) {
+        return 0; /* an index entry left behind by a block deleted with a corrupt meta */
+    }
+    struct th__blk_view view;
+    if (ret == 0) {
+        ret = th__blk_view_open(&view, x->payload.p, x->payload.len);
+    }
+    if (ret != 0) {
+        return ret;
+    }
+    x->block = it->block;
+    ret = eval_block(x, &view);
+    th__blk_view_free(&view);
+    return ret == 0 ? update_kth(x) : ret;
+}
+
+static int expand_summary(struct search *x, const struct item *it, struct heap *h)
+{
+    uint8_t k[TH_KEY_SVCSUM_LEN];
+    th__key_svcsum(k, x->svc, it->sum_key_start, it->sum);
+    MDB_val key = {sizeof(k), k}, val;
+    int rc = mdb_get(x->t, x->s->dbi_svcsum, &key, &val);
+    if (rc != 0) {
+        return th__mdb_err(rc);
+    }
+    struct th__svcsum sv;
+    if (th__svcsum_parse(val.mv_data, val.mv_size, &sv) != 0) {
+        return TH_EIO;
+    }
+    uint64_t bound;
+    bool possible;
+    int ret =
+        stats_bound(x, &sv.st, x->s->dbi_sumtags, it->sum, it->max_start / 1000, &bound, &possible);
+    if (ret != 0 || !possible || bound < x->smin / 1000 || beaten(x, bound, it->block)) {
+        return ret; /* none of its blocks can match, or beat what is found */
+    }
+    for (unsigned i = 0; i < sv.n_blocks && ret == 0; i++) {
+        struct item b = {.max_start = th__be64_get(sv.blocks + 16 * i + 8),
+                         .block = th__be64_get(sv.blocks + 16 * i)};
+        ret = heap_push(h, b);
+    }
+    return ret;
+}
+
+/* Walk the service's blocks newest first: its newest blocks one by one, older ones by
+ * summaries of TH_SUM_BLOCKS. Stop when nothing left can beat the `limit` traces found; skip
+ * a block or a whole summary whose stats and tag table show it cannot; read the rest. */
+static int scan_index(struct search *x)
+{
+    struct heap h = {0};
+    MDB_cursor *c = NULL;
+    bool more = true;
+    int rc = mdb_cursor_open(x->t, x->s->dbi_svcsum, &c);
+    int ret = rc ? th__mdb_err(rc) : 0;
+    /* the blocks no summary covers yet */
+    uint8_t pk[TH_KEY_PEND_LEN];
+    th__key_pend(pk, x->svc);
+    MDB_val key = {sizeof(pk), pk}, val;
+    rc = ret ? 0 : mdb_get(x->t, x->s->dbi_meta, &key, &val);
+    if (rc == 0 && ret == 0) {
+        if (val.mv_size % 16) {
+            ret = TH_EIO;
+        }
+        for (size_t i = 0; ret == 0 && i < val.mv_size / 16; i++) {
+            const uint8_t *p = (const uint8_t *)val.mv_data + 16 * i;
+            ret = heap_push(
+                &h, (struct item){.max_start = th__be64_get(p + 8), .block = th__be64_get(p)});
+        }
+    } else if (rc != MDB_NOTFOUND) {
         ret = th__mdb_err(rc);
     }
-    mdb_cursor_close(c);
+    if (ret == 0) {
+        ret = next_summary(x, c, &more, true, &h);
+    }
+    while (ret == 0 && h.n) {
+        struct item it = heap_pop(&h);
+        if (it.sum) {
+            ret = next_summary(x, c, &more, false, &h);
+            if (ret != 0) {
+                break;
+            }
+        }
+        uint64_t max_us = it.max_start / 1000;
+        if (it.max_start < x->smin || (x->n_cands >= x->limit && max_us < x->kth)) {
+            break; /* everything left is older */
+        }
+        if (beaten(x, max_us, it.block)) {
+            continue;
+        }
+        ret = it.sum ? expand_summary(x, &it, &h) : eval_one_block(x, &it);
+    }
+    if (c) {
+        mdb_cursor_close(c);
+    }
+    th_free(h.v);
     return ret;
 }
 

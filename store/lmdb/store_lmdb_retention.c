@@ -17,6 +17,39 @@ struct victim {
     uint64_t block, ingest;
 };
 
+/* Delete every key of @p dbi that starts with the 8 bytes of @p id. */
+static void del_range(struct th_lmdb *s, struct th__txn *tx, MDB_dbi dbi, uint64_t id)
+{
+    (void)s;
+    if (tx->ret) {
+        return;
+    }
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(tx->t, dbi, &c);
+    if (rc != 0) {
+        tx->ret = th__mdb_err(rc);
+        return;
+    }
+    uint8_t k[TH_KEY_TAGS_LEN];
+    th__key_tags(k, id, 0);
+    /* seek again after each delete rather than trust the cursor's place after it */
+    for (;;) {
+        MDB_val key = {sizeof(k), k}, v;
+        rc = mdb_cursor_get(c, &key, &v, MDB_SET_RANGE);
+        if (rc != 0 || key.mv_size < 8 || th__be64_get(key.mv_data) != id) {
+            break;
+        }
+        rc = mdb_cursor_del(c, 0);
+        if (rc != 0) {
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        tx->ret = th__mdb_err(rc);
+    }
+}
+
 /* Delete one block and everything its meta lists. @return spans deleted, or an error. */
 static int64_t delete_block(struct th_lmdb *s, struct th__txn *tx, uint64_t block, th__mpw_t *buf)
 {
@@ -44,9 +77,33 @@ static int64_t delete_block(struct th_lmdb *s, struct th__txn *tx, uint64_t bloc
                 th__txn_del(tx, s->dbi_traces, k, sizeof(k));
             }
         }
-        uint8_t k[TH_KEY_SVCIDX_LEN];
-        th__key_svcidx(k, m.svc, m.max_start, block);
-        th__txn_del(tx, s->dbi_svcidx, k, sizeof(k));
+        /* out of its service's pending list, if a summary has not taken it yet */
+        uint8_t pk[TH_KEY_PEND_LEN];
+        th__key_pend(pk, m.svc);
+        MDB_val pv;
+        if (th__txn_get(tx, s->dbi_meta, pk, sizeof(pk), &pv) == 0 && pv.mv_size % 16 == 0 &&
+            pv.mv_size <= 16 * TH_SUM_BLOCKS) {
+            uint8_t list[16 * TH_SUM_BLOCKS];
+            size_t n = 0;
+            for (size_t i = 0; i < pv.mv_size / 16; i++) {
+                const uint8_t *e = (const uint8_t *)pv.mv_data + 16 * i;
+                if (th__be64_get(e) != block) {
+                    memcpy(list + 16 * n++, e, 16);
+                }
+            }
+            if (n == 0) {
+                th__txn_del(tx, s->dbi_meta, pk, sizeof(pk));
+            } else if (16 * n != pv.mv_size) {
+                th__txn_put(tx, s->dbi_meta, pk, sizeof(pk), list, 16 * n, 0);
+            }
+        }
+        if (m.has_sum) {
+            /* this block completed a summary: its older blocks are gone, so it goes too */
+            uint8_t k[TH_KEY_SVCSUM_LEN];
+            th__key_svcsum(k, m.svc, m.sum_max_start, m.sum);
+            th__txn_del(tx, s->dbi_svcsum, k, sizeof(k));
+            del_range(s, tx, s->dbi_sumtags, m.sum);
+        }
         p = m.edges;
         for (uint32_t i = 0; i < m.n_edges; i++) {
             uint64_t minute, parent, child, count;
@@ -58,31 +115,10 @@ static int64_t delete_block(struct th_lmdb *s, struct th__txn *tx, uint64_t bloc
                          -(int64_t)count);
         }
     }
-    /* the block's tag table: one range */
-    if (!tx->ret) {
-        MDB_cursor *c;
-        int rc = mdb_cursor_open(tx->t, s->dbi_tags, &c);
-        if (rc != 0) {
-            return th__mdb_err(rc);
-        }
-        uint8_t k[TH_KEY_TAGS_LEN];
-        th__key_tags(k, block, 0);
-        for (;;) {
-            MDB_val key = {sizeof(k), k}, v;
-            rc = mdb_cursor_get(c, &key, &v, MDB_SET_RANGE);
-            if (rc != 0 || key.mv_size < 8 || th__be64_get(key.mv_data) != block) {
-                break;
-            }
-            rc = mdb_cursor_del(c, 0);
-            if (rc != 0) {
-                break;
-            }
-        }
-        mdb_cursor_close(c);
-        if (rc != 0 && rc != MDB_NOTFOUND) {
-            tx->ret = th__mdb_err(rc);
-        }
-    }
+    uint8_t bk[TH_KEY_BLKIDX_LEN];
+    th__be64_put(bk, block);
+    th__txn_del(tx, s->dbi_blkidx, bk, sizeof(bk));
+    del_range(s, tx, s->dbi_tags, block);
     th__chunks_del(s, tx, block);
     return tx->ret ? tx->ret : spans;
 }

@@ -355,8 +355,15 @@ int th__block_meta_parse(const uint8_t *p, size_t len, struct th__block_meta *m)
     if (len < 1 || *p++ != TH_BLOCK_META_VERSION || get_u64(&p, end, &m->ingest_ns) != 0 ||
         get_u64(&p, end, &m->min_start) != 0 || get_u64(&p, end, &m->max_start) != 0 ||
         get_u32v(&p, end, &m->n_spans) != 0 || get_u32v(&p, end, &m->raw_len) != 0 ||
-        get_u32v(&p, end, &m->comp_len) != 0 || get_u32v(&p, end, &m->svc) != 0 ||
-        get_u32v(&p, end, &m->n_traces) != 0) {
+        get_u32v(&p, end, &m->comp_len) != 0 || get_u32v(&p, end, &m->svc) != 0 || p >= end) {
+        return TH_EIO;
+    }
+    m->has_sum = *p++ != 0;
+    if (m->has_sum &&
+        (get_u64(&p, end, &m->sum) != 0 || get_u64(&p, end, &m->sum_max_start) != 0)) {
+        return TH_EIO;
+    }
+    if (get_u32v(&p, end, &m->n_traces) != 0) {
         return TH_EIO;
     }
     m->traces = p;
@@ -375,9 +382,9 @@ int th__block_meta_parse(const uint8_t *p, size_t len, struct th__block_meta *m)
     return p == end ? 0 : TH_EIO;
 }
 
-int th__svcidx_parse(const uint8_t *p, size_t len, struct th__svcidx *v)
+int th__stats_parse(const uint8_t *p, size_t len, struct th__stats *v)
 {
-    if (len < TH_SVCIDX_FIXED) {
+    if (len < TH_STATS_FIXED) {
         return TH_EIO;
     }
     v->min_start = th__be64_get(p);
@@ -389,10 +396,37 @@ int th__svcidx_parse(const uint8_t *p, size_t len, struct th__svcidx *v)
     v->long_cut = p[29] & TH_FRONTIER_CUT;
     v->n_short = p[30] & ~TH_FRONTIER_CUT;
     v->short_cut = p[30] & TH_FRONTIER_CUT;
-    v->longs = p + TH_SVCIDX_FIXED;
+    v->longs = p + TH_STATS_FIXED;
     v->shorts = v->longs + TH_FRONTIER_SIZE * (size_t)v->n_long;
-    if (v->n_long > TH_FRONTIER_MAX || v->n_short > TH_FRONTIER_MAX ||
-        len != TH_SVCIDX_FIXED + TH_FRONTIER_SIZE * (size_t)(v->n_long + v->n_short)) {
+    v->len = TH_STATS_FIXED + TH_FRONTIER_SIZE * (size_t)(v->n_long + v->n_short);
+    if (v->n_long > TH_FRONTIER_MAX || v->n_short > TH_FRONTIER_MAX || v->len > len) {
+        return TH_EIO;
+    }
+    return 0;
+}
+
+int th__blkidx_parse(const uint8_t *p, size_t len, struct th__blkidx *v)
+{
+    if (len < TH_BLKIDX_HEAD) {
+        return TH_EIO;
+    }
+    v->svc = th__be32_get(p);
+    v->max_start = th__be64_get(p + 4);
+    if (th__stats_parse(p + TH_BLKIDX_HEAD, len - TH_BLKIDX_HEAD, &v->st) != 0 ||
+        TH_BLKIDX_HEAD + v->st.len != len) {
+        return TH_EIO;
+    }
+    return 0;
+}
+
+int th__svcsum_parse(const uint8_t *p, size_t len, struct th__svcsum *v)
+{
+    if (th__stats_parse(p, len, &v->st) != 0 || v->st.len >= len) {
+        return TH_EIO;
+    }
+    v->n_blocks = p[v->st.len];
+    v->blocks = p + v->st.len + 1;
+    if (v->st.len + 1 + 16 * (size_t)v->n_blocks != len) {
         return TH_EIO;
     }
     return 0;

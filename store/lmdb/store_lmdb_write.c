@@ -4,8 +4,9 @@
  * TH_BLOCK_MAX_SPANS spans, appended once (MDB_APPEND, key = a monotonic block id):
  * resources and scopes stored once per block, spans grouped by trace, msgpack compressed with
  * zstd. Around each block go small index records, mostly appends too: one traces key per
- * trace and block (the only random inserts: one per trace, not per span), one svcidx key, the
- * block's tag table, dependency counters and the catalog. Retention deletes a block and
+ * trace and block (the only random inserts: one per trace, not per span), the block's index
+ * entry and tag table, every 32 blocks of a service a summary of them, dependency counters
+ * and the catalog. Retention deletes a block and
  * everything its meta record lists.
  */
 #include <stdio.h>
@@ -200,7 +201,12 @@ struct th__wctx {
     VEC(struct wres) res;
     VEC(struct wscope) scopes;
     struct u64map rsmap, ssmap, resmap, scopemap; /* pointers and contents → index */
-    struct u64map tags;                           /* tag hash → newest start */
+    const th_otlp_resource_spans_t *last_rs;      /* the last looked up, and its index */
+    const th_otlp_scope_spans_t *last_ss;
+    uint32_t last_res, last_scope;
+    struct u64map tags;      /* tag hash → newest start */
+    struct u64map sumtags;   /* the same, for a summary */
+    VEC(struct sdur) sumpts; /* frontier points of a summary's blocks */
     VEC(struct tagent) tagents;
     VEC(struct sdur) sdurs; /* start and duration of every span of the block */
     uint64_t min_start, max_start, min_dur, max_dur;
@@ -243,13 +249,14 @@ void th__lmdb_wctx_free(struct th__wctx *w)
     for (size_t i = 0; i < TH_ARRAY_SIZE(bufs); i++) {
         th__mpw_free(bufs[i]);
     }
-    struct u64map *maps[] = {&w->svcmap, &w->rsmap, &w->ssmap, &w->resmap, &w->scopemap, &w->tags};
+    struct u64map *maps[] = {&w->svcmap,   &w->rsmap, &w->ssmap,  &w->resmap,
+                             &w->scopemap, &w->tags,  &w->sumtags};
     for (size_t i = 0; i < TH_ARRAY_SIZE(maps); i++) {
         u64map_free(maps[i]);
     }
-    void *vecs[] = {w->spans.v, w->order.v,  w->svc_first.v, w->blk.v,   w->traces.v,
-                    w->res.v,   w->scopes.v, w->tagents.v,   w->edges.v, w->ids.v,
-                    w->sdurs.v, w->roots.v,  w->root_of.v,   w->tslots};
+    void *vecs[] = {w->spans.v, w->order.v,  w->svc_first.v, w->blk.v,     w->traces.v,
+                    w->res.v,   w->scopes.v, w->tagents.v,   w->edges.v,   w->ids.v,
+                    w->sdurs.v, w->sumpts.v, w->roots.v,     w->root_of.v, w->tslots};
     for (size_t i = 0; i < TH_ARRAY_SIZE(vecs); i++) {
         th_free(vecs[i]);
     }
@@ -266,6 +273,8 @@ static void block_reset(struct th__wctx *w)
     w->traces.n = 0;
     w->res.n = 0;
     w->scopes.n = 0;
+    w->last_rs = NULL;
+    w->last_ss = NULL;
     w->restab.len = 0;
     w->scopetab.len = 0;
     u64map_clear(&w->rsmap);
@@ -431,6 +440,10 @@ static void cat_reload(struct th_lmdb *s, struct th__txn *tx)
     if (th__txn_get(tx, s->dbi_meta, "next_op", 7, &v) == 0 && v.mv_size == 4) {
         s->next_op = th__be32_get(v.mv_data);
     }
+    s->next_sum = 1;
+    if (th__txn_get(tx, s->dbi_meta, "next_sum", 8, &v) == 0 && v.mv_size == 8) {
+        s->next_sum = th__be64_get(v.mv_data);
+    }
     s->cat_stale = false;
 }
 
@@ -514,8 +527,43 @@ static int add_mark(struct th__wctx *w, const char *key, const void *v, size_t v
     return tag_put(&w->tags, th__tag_hash(key, strlen(key), TH_TAGH_MARK, v, vlen), start);
 }
 
+static int block_res_find(struct th__wctx *w, const th_otlp_resource_spans_t *rs, uint32_t *out);
+
 /* The block's record of a resource: one per distinct resource content. */
 static int block_res(struct th__wctx *w, const th_otlp_resource_spans_t *rs, uint32_t *out)
+{
+    /* spans come in runs under one resource: remember the last */
+    if (w->last_rs == rs && w->res.n) {
+        *out = w->last_res;
+        return 0;
+    }
+    int ret = block_res_find(w, rs, out);
+    if (ret == 0) {
+        w->last_rs = rs;
+        w->last_res = *out;
+    }
+    return ret;
+}
+
+static int block_scope_find(struct th__wctx *w, const th_otlp_scope_spans_t *ss, uint32_t res,
+                            uint32_t *out);
+
+static int block_scope(struct th__wctx *w, const th_otlp_scope_spans_t *ss, uint32_t res,
+                       uint32_t *out)
+{
+    if (w->last_ss == ss && w->scopes.n) {
+        *out = w->last_scope;
+        return 0;
+    }
+    int ret = block_scope_find(w, ss, res, out);
+    if (ret == 0) {
+        w->last_ss = ss;
+        w->last_scope = *out;
+    }
+    return ret;
+}
+
+static int block_res_find(struct th__wctx *w, const th_otlp_resource_spans_t *rs, uint32_t *out)
 {
     bool added;
     uint64_t *slot = u64map_slot(&w->rsmap, (uint64_t)(uintptr_t)rs, 0, &added);
@@ -557,8 +605,8 @@ static int block_res(struct th__wctx *w, const th_otlp_resource_spans_t *rs, uin
 }
 
 /* The block's record of a scope (with its resource). */
-static int block_scope(struct th__wctx *w, const th_otlp_scope_spans_t *ss, uint32_t res,
-                       uint32_t *out)
+static int block_scope_find(struct th__wctx *w, const th_otlp_scope_spans_t *ss, uint32_t res,
+                            uint32_t *out)
 {
     bool added;
     uint64_t *slot = u64map_slot(&w->ssmap, (uint64_t)(uintptr_t)ss, 0, &added);
@@ -965,10 +1013,10 @@ static int put_group(struct th_lmdb *s, struct th__txn *tx, struct th__wctx *w,
     return tx->ret;
 }
 
-static int tagent_cmp(const void *a, const void *b)
+static int sdur_cmp(const void *a, const void *b)
 {
-    uint32_t x = ((const struct tagent *)a)->hash, y = ((const struct tagent *)b)->hash;
-    return x < y ? -1 : x > y;
+    const struct sdur *x = a, *y = b;
+    return x->start > y->start ? -1 : x->start < y->start;
 }
 
 /* Microseconds from the block's first start to @p start, as the tag table keeps them. */
@@ -978,11 +1026,41 @@ static uint32_t delta_us(uint64_t base, uint64_t start)
     return d >= TH_TAGS_DELTA_NONE ? TH_TAGS_DELTA_NONE : (uint32_t)d;
 }
 
-static int sdur_cmp(const void *a, const void *b)
-{
-    const struct sdur *x = a, *y = b;
-    return x->start > y->start ? -1 : x->start < y->start;
-}
+/* LSD radix sort by 8-bit digits of a key, skipping digits every element shares (the high
+ * bytes of nearby start times, say). qsort's callback per comparison cost a seventh of the
+ * ingest CPU here. @p tmp has room for @p n elements. */
+#define RADIX_SORT(T, v, tmp, n, nbytes, key)                                                      \
+    do {                                                                                           \
+        T *src_ = (v), *dst_ = (tmp);                                                              \
+        for (unsigned d_ = 0; d_ < (nbytes); d_++) {                                               \
+            size_t cnt_[256] = {0};                                                                \
+            unsigned sh_ = 8 * d_;                                                                 \
+            for (size_t i_ = 0; i_ < (n); i_++) {                                                  \
+                cnt_[(uint8_t)(key(src_[i_]) >> sh_)]++;                                           \
+            }                                                                                      \
+            if (cnt_[(uint8_t)(key(src_[0]) >> sh_)] == (n)) {                                     \
+                continue;                                                                          \
+            }                                                                                      \
+            size_t sum_ = 0;                                                                       \
+            for (unsigned b_ = 0; b_ < 256; b_++) {                                                \
+                size_t c_ = cnt_[b_];                                                              \
+                cnt_[b_] = sum_;                                                                   \
+                sum_ += c_;                                                                        \
+            }                                                                                      \
+            for (size_t i_ = 0; i_ < (n); i_++) {                                                  \
+                dst_[cnt_[(uint8_t)(key(src_[i_]) >> sh_)]++] = src_[i_];                          \
+            }                                                                                      \
+            T *t_ = src_;                                                                          \
+            src_ = dst_;                                                                           \
+            dst_ = t_;                                                                             \
+        }                                                                                          \
+        if (src_ != (v)) {                                                                         \
+            memcpy((v), src_, (n) * sizeof(T));                                                    \
+        }                                                                                          \
+    } while (0)
+
+#define TAGENT_KEY(e) ((uint64_t)(e).hash)
+#define SDUR_KEY(e)   (~(e).start) /* newest first */
 
 static void put_point(uint8_t *v, uint64_t base, const struct sdur *p)
 {
@@ -990,28 +1068,34 @@ static void put_point(uint8_t *v, uint64_t base, const struct sdur *p)
     th__be64_put(v + 4, p->dur);
 }
 
-/* Append the two duration frontiers (see TH_SVCIDX_FIXED) to an svcidx value. */
-static size_t put_frontiers(struct th__wctx *w, uint8_t *v)
+/* Write the two duration frontiers of @p n (start, duration) pairs after the fixed part of
+ * the stats at @p v, and their counts. @return the length of the stats. */
+static size_t put_frontiers(struct sdur *sd, size_t n, uint64_t base, uint8_t *v, bool lcut,
+                            bool scut)
 {
-    struct sdur *sd = w->sdurs.v;
-    size_t n = w->sdurs.n;
-    th__qsort(sd, n, sizeof(*sd), sdur_cmp);
-    size_t vl = TH_SVCIDX_FIXED;
+    if (n > 1) {
+        struct sdur *tmp = th_malloc(n * sizeof(*tmp));
+        if (!tmp) {
+            th__qsort(sd, n, sizeof(*sd), sdur_cmp);
+        } else {
+            RADIX_SORT(struct sdur, sd, tmp, n, 8, SDUR_KEY);
+            th_free(tmp);
+        }
+    }
+    size_t vl = TH_STATS_FIXED;
     unsigned nl = 0, ns = 0;
-    bool lcut = false, scut = false;
     /* runs of equal starts count as one point: their longest and their shortest */
     uint64_t longest = 0, shortest = UINT64_MAX;
     bool any = false;
     for (size_t i = 0; i < n;) {
         size_t j = i;
-        struct sdur hi = sd[i], lo = sd[i];
+        struct sdur hi = sd[i];
         for (; j < n && sd[j].start == sd[i].start; j++) {
             hi.dur = TH_MAX(hi.dur, sd[j].dur);
-            lo.dur = TH_MIN(lo.dur, sd[j].dur);
         }
         if (!any || hi.dur > longest) {
             if (nl < TH_FRONTIER_MAX) {
-                put_point(v + vl, w->min_start, &hi);
+                put_point(v + vl, base, &hi);
                 vl += TH_FRONTIER_SIZE;
                 nl++;
             } else {
@@ -1032,7 +1116,7 @@ static size_t put_frontiers(struct th__wctx *w, uint8_t *v)
         }
         if (!any || lo.dur < shortest) {
             if (ns < TH_FRONTIER_MAX) {
-                put_point(shorts + TH_FRONTIER_SIZE * ns, w->min_start, &lo);
+                put_point(shorts + TH_FRONTIER_SIZE * ns, base, &lo);
                 ns++;
             } else {
                 scut = true;
@@ -1048,21 +1132,39 @@ static size_t put_frontiers(struct th__wctx *w, uint8_t *v)
     return vl;
 }
 
-/* Write the block's tag table in parts. @return the number of parts, or an error. */
-static int put_tags(struct th_lmdb *s, struct th__txn *tx, struct th__wctx *w, uint64_t block)
+/* The fixed part of the stats. */
+static void put_stats_head(uint8_t *v, uint64_t min_start, uint64_t min_dur, uint64_t max_dur,
+                           uint32_t n, unsigned parts)
+{
+    th__be64_put(v, min_start);
+    th__be64_put(v + 8, min_dur);
+    th__be64_put(v + 16, max_dur);
+    th__be32_put(v + 24, n);
+    v[28] = (uint8_t)parts;
+}
+
+/* Write a tag table (hash → newest start in ns, relative to @p base) in parts under
+ * id|part of @p dbi. @return the number of parts, or an error. */
+static int put_tags(struct th__txn *tx, struct th__wctx *w, const struct u64map *m, uint64_t base,
+                    MDB_dbi dbi, uint64_t id)
 {
     w->tagents.n = 0;
-    if (vec_grow((void **)&w->tagents.v, &w->tagents.cap, w->tags.n, sizeof(*w->tagents.v))) {
+    if (vec_grow((void **)&w->tagents.v, &w->tagents.cap, m->n + 1, sizeof(*w->tagents.v))) {
         return TH_ENOMEM;
     }
-    for (size_t j = 0; j < w->tags.cap; j++) {
-        if (w->tags.used[j]) {
+    for (size_t j = 0; j < m->cap; j++) {
+        if (m->used[j]) {
             w->tagents.v[w->tagents.n++] =
-                (struct tagent){(uint32_t)w->tags.keys[j], delta_us(w->min_start, w->tags.vals[j])};
+                (struct tagent){(uint32_t)m->keys[j], delta_us(base, m->vals[j])};
         }
     }
     size_t n = w->tagents.n;
-    th__qsort(w->tagents.v, n, sizeof(*w->tagents.v), tagent_cmp);
+    if (n > 1) {
+        if (vec_grow((void **)&w->tagents.v, &w->tagents.cap, 2 * n, sizeof(*w->tagents.v))) {
+            return TH_ENOMEM;
+        }
+        RADIX_SORT(struct tagent, w->tagents.v, w->tagents.v + n, n, 4, TAGENT_KEY);
+    }
     /* parts by hash range; a part that would not fit half a page means more parts */
     unsigned parts =
         (unsigned)TH_MAX(1, (n * TH_TAGS_ENTRY + TH_TAGS_PART_BYTES - 1) / TH_TAGS_PART_BYTES);
@@ -1091,9 +1193,9 @@ static int put_tags(struct th_lmdb *s, struct th__txn *tx, struct th__wctx *w, u
         }
         if (j > i) {
             uint8_t k[TH_KEY_TAGS_LEN];
-            th__key_tags(k, block, (uint8_t)p);
+            th__key_tags(k, id, (uint8_t)p);
             uint8_t *v =
-                th__txn_reserve(tx, s->dbi_tags, k, sizeof(k), (j - i) * TH_TAGS_ENTRY, MDB_APPEND);
+                th__txn_reserve(tx, dbi, k, sizeof(k), (j - i) * TH_TAGS_ENTRY, MDB_APPEND);
             if (!v) {
                 return tx->ret;
             }
@@ -1105,6 +1207,128 @@ static int put_tags(struct th_lmdb *s, struct th__txn *tx, struct th__wctx *w, u
         i = j;
     }
     return (int)parts;
+}
+
+/* Summarise a service's last TH_SUM_BLOCKS blocks (@p list: block, max_start pairs): their
+ * stats, duration frontiers and tag tables merged, so a search can rule all of them out with
+ * one look. @return 0 or an error; *sum and *sum_max say what to delete with the newest. */
+static int build_summary(struct th_lmdb *s, struct th__txn *tx, struct th__wctx *w, uint32_t svc,
+                         const uint8_t *list, size_t n, uint64_t *sum, uint64_t *sum_max)
+{
+    u64map_clear(&w->sumtags);
+    w->sumpts.n = 0;
+    uint64_t min_start = UINT64_MAX, max_start = 0, min_dur = UINT64_MAX, max_dur = 0;
+    uint32_t spans = 0;
+    bool lcut = false, scut = false;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t bk[TH_KEY_BLKIDX_LEN];
+        memcpy(bk, list + 16 * i, 8);
+        uint64_t mstart = th__be64_get(list + 16 * i + 8);
+        MDB_val v;
+        struct th__blkidx b;
+        int ret = th__txn_get(tx, s->dbi_blkidx, bk, sizeof(bk), &v);
+        if (ret == TH_ENOENT || (ret == 0 && th__blkidx_parse(v.mv_data, v.mv_size, &b) != 0)) {
+            continue; /* deleted already (retention by size), or damaged */
+        }
+        if (ret != 0) {
+            return ret;
+        }
+        uint64_t base_us = b.st.min_start / 1000, max_us = mstart / 1000;
+        min_start = TH_MIN(min_start, b.st.min_start);
+        max_start = TH_MAX(max_start, mstart);
+        min_dur = TH_MIN(min_dur, b.st.min_dur);
+        max_dur = TH_MAX(max_dur, b.st.max_dur);
+        spans += b.st.n_spans;
+        lcut = lcut || b.st.long_cut;
+        scut = scut || b.st.short_cut;
+        /* the frontier of the union is the frontier of the union of frontiers */
+        for (unsigned j = 0; j < b.st.n_long + b.st.n_short; j++) {
+            const uint8_t *pt = b.st.longs + TH_FRONTIER_SIZE * j;
+            uint32_t d = th__be32_get(pt);
+            struct sdur *sd;
+            if (VEC_PUSH(w->sumpts, sd) != 0) {
+                return TH_ENOMEM;
+            }
+            sd->start = (d == TH_TAGS_DELTA_NONE ? max_us : base_us + d) * 1000;
+            sd->dur = th__be64_get(pt + 4);
+        }
+        for (unsigned p = 0; p < b.st.n_parts; p++) {
+            uint8_t tk[TH_KEY_TAGS_LEN];
+            th__key_tags(tk, th__be64_get(bk), (uint8_t)p);
+            ret = th__txn_get(tx, s->dbi_tags, tk, sizeof(tk), &v);
+            if (ret == TH_ENOENT) {
+                continue;
+            }
+            if (ret != 0) {
+                return ret;
+            }
+            const uint8_t *e = v.mv_data;
+            for (size_t k = 0; k + TH_TAGS_ENTRY <= v.mv_size; k += TH_TAGS_ENTRY) {
+                uint32_t d = th__be32_get(e + k + 4);
+                uint64_t at = (d == TH_TAGS_DELTA_NONE ? max_us : base_us + d) * 1000;
+                ret = tag_put(&w->sumtags, th__be32_get(e + k), at);
+                if (ret != 0) {
+                    return ret;
+                }
+            }
+        }
+    }
+    if (!max_start) {
+        return 0; /* every block is gone: nothing to summarise */
+    }
+    *sum = s->next_sum++;
+    uint8_t nb[8];
+    th__be64_put(nb, s->next_sum);
+    th__txn_put(tx, s->dbi_meta, "next_sum", 8, nb, 8, 0);
+    int parts = put_tags(tx, w, &w->sumtags, min_start, s->dbi_sumtags, *sum);
+    if (parts < 0) {
+        return parts;
+    }
+    uint8_t v[TH_STATS_MAX + 1 + 16 * TH_SUM_BLOCKS];
+    put_stats_head(v, min_start, min_dur, max_dur, spans, (unsigned)parts);
+    size_t vl = put_frontiers(w->sumpts.v, w->sumpts.n, min_start, v, lcut, scut);
+    v[vl++] = (uint8_t)n;
+    memcpy(v + vl, list, 16 * n);
+    vl += 16 * n;
+    uint8_t k[TH_KEY_SVCSUM_LEN];
+    th__key_svcsum(k, svc, max_start, *sum);
+    th__txn_put(tx, s->dbi_svcsum, k, sizeof(k), v, vl, 0);
+    *sum_max = max_start;
+    return tx->ret;
+}
+
+/* Add a block to its service's pending list; the TH_SUM_BLOCKS-th makes a summary. */
+static int pend_add(struct th_lmdb *s, struct th__txn *tx, struct th__wctx *w, uint32_t svc,
+                    uint64_t block, uint64_t max_start, bool *has, uint64_t *sum, uint64_t *sum_max)
+{
+    uint8_t k[TH_KEY_PEND_LEN];
+    th__key_pend(k, svc);
+    uint8_t list[16 * TH_SUM_BLOCKS];
+    size_t n = 0;
+    MDB_val v;
+    int ret = th__txn_get(tx, s->dbi_meta, k, sizeof(k), &v);
+    if (ret == 0 && v.mv_size % 16 == 0 && v.mv_size < sizeof(list)) {
+        n = v.mv_size / 16;
+        memcpy(list, v.mv_data, v.mv_size);
+    } else if (ret != 0 && ret != TH_ENOENT) {
+        return ret;
+    }
+    th__be64_put(list + 16 * n, block);
+    th__be64_put(list + 16 * n + 8, max_start);
+    n++;
+    *has = false;
+    if (n < TH_SUM_BLOCKS) {
+        th__txn_put(tx, s->dbi_meta, k, sizeof(k), list, 16 * n, 0);
+        return tx->ret;
+    }
+    th__txn_del(tx, s->dbi_meta, k, sizeof(k));
+    *has = true;
+    *sum_max = 0;
+    ret = build_summary(s, tx, w, svc, list, n, sum, sum_max);
+    if (ret == 0 && !*sum_max) {
+        *has = false;
+    }
+    return ret;
 }
 
 static int flush_block(struct th_lmdb *s, struct th__txn *tx, struct th__wctx *w, uint64_t now,
@@ -1183,21 +1407,27 @@ static int flush_block(struct th_lmdb *s, struct th__txn *tx, struct th__wctx *w
         return TH_ENOMEM;
     }
 
-    int parts = put_tags(s, tx, w, block);
+    int parts = put_tags(tx, w, &w->tags, w->min_start, s->dbi_tags, block);
     if (parts < 0) {
         return parts;
     }
-    /* the service index: one key per block */
-    uint8_t k[TH_KEY_SVCIDX_LEN];
-    th__key_svcidx(k, svc, w->max_start, block);
-    uint8_t v[TH_SVCIDX_MAX];
-    th__be64_put(v, w->min_start);
-    th__be64_put(v + 8, w->min_dur);
-    th__be64_put(v + 16, w->max_dur);
-    th__be32_put(v + 24, (uint32_t)w->blk.n);
-    v[28] = (uint8_t)parts;
-    size_t vl = put_frontiers(w, v);
-    th__txn_put(tx, s->dbi_svcidx, k, sizeof(k), v, vl, 0);
+    /* the block index: one key per block, appended */
+    uint8_t bk[TH_KEY_BLKIDX_LEN];
+    th__be64_put(bk, block);
+    uint8_t v[TH_BLKIDX_HEAD + TH_STATS_MAX];
+    th__be32_put(v, svc);
+    th__be64_put(v + 4, w->max_start);
+    put_stats_head(v + TH_BLKIDX_HEAD, w->min_start, w->min_dur, w->max_dur, (uint32_t)w->blk.n,
+                   (unsigned)parts);
+    size_t vl = TH_BLKIDX_HEAD + put_frontiers(w->sdurs.v, w->sdurs.n, w->min_start,
+                                               v + TH_BLKIDX_HEAD, false, false);
+    th__txn_put(tx, s->dbi_blkidx, bk, sizeof(bk), v, vl, MDB_APPEND);
+    bool has_sum = false;
+    uint64_t sum = 0, sum_max = 0;
+    ret = pend_add(s, tx, w, svc, block, w->max_start, &has_sum, &sum, &sum_max);
+    if (ret != 0) {
+        return ret;
+    }
 
     if (pl->len > TH_PAYLOAD_MAX) {
         return TH_E2BIG; /* readers refuse bigger payloads as damaged */
@@ -1225,6 +1455,10 @@ static int flush_block(struct th_lmdb *s, struct th__txn *tx, struct th__wctx *w
     th__mpw_varint(&w->tmp, pl->len);
     th__mpw_varint(&w->tmp, clen);
     th__mpw_varint(&w->tmp, svc);
+    uint8_t sb[17] = {has_sum};
+    th__be64_put(sb + 1, sum);
+    th__be64_put(sb + 9, sum_max);
+    th__mpw_raw(&w->tmp, sb, has_sum ? 17 : 1);
     th__mpw_raw(&w->tmp, m->p, m->len);
     if (w->tmp.err) {
         return TH_ENOMEM;

@@ -231,14 +231,9 @@ describe('batch processor', () => {
     }
   });
 
-  // TODO(receiver): on SIGTERM the OTLP/HTTP receiver shuts down first; it forgets requests
-  // still waiting for their ack (hub_release) and shuts their sockets down, but h2o keeps a
-  // connection whose request has no response open, so the process never exits. The batch
-  // processor's side (everything pending is handed on at shutdown) is covered by the unit
-  // tests; this test passes once the receiver answers waiting requests after the pipeline's
-  // shutdown flush (or at least closes their connections).
+  // On SIGTERM the receiver stops accepting but keeps connections whose requests wait for
+  // their ack; the batch processor's shutdown flush settles them and they get their 200.
   test('SIGTERM sends what is pending: the waiting sender gets 200 and the spans are written',
-    { todo: 'the receiver does not answer requests that wait for their ack at shutdown' },
     async () => {
       const th = await Tracehouse.start({
         yaml: config({ processors: { batch: { send_batch_size: 1000, timeout: '60s' } } }),
@@ -378,8 +373,12 @@ describe('memory_limiter processor', () => {
       assert.ok(counts[200] > 0, `nothing accepted in the flood: ${JSON.stringify(counts)}`);
       assert.deepEqual(Object.keys(counts).sort(), ['200', '503']);
       assert.deepEqual(messages, ['data refused due to high memory usage']);
-      assert.ok(maxRssKiB <= BOUND_KIB,
-        `RSS reached ${maxRssKiB} KiB, over ${LIMIT_MIB} MiB + ${MARGIN_MIB} MiB`);
+      // Under ASan (TH_SANITIZED) shadow memory and the quarantine inflate RSS far beyond
+      // what the process itself holds, so the bound is only meaningful in normal builds.
+      if (!process.env.TH_SANITIZED) {
+        assert.ok(maxRssKiB <= BOUND_KIB,
+          `RSS reached ${maxRssKiB} KiB, over ${LIMIT_MIB} MiB + ${MARGIN_MIB} MiB`);
+      }
       assert.match(th.stderr, /Memory usage is above soft limit\. Refusing data\./);
 
       // The flood is over: the batch flushes within its timeout, memory is returned, and a

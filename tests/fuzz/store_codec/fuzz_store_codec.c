@@ -6,7 +6,7 @@
  *       walker over it (with a query picked from the selector's upper bits);
  *   2   a trace entry, its services and unresolved roots;
  *   3   a block meta record and the lists retention walks;
- *   4   an svcidx value and its duration frontiers;
+ *   4   a block index or summary value and their duration frontiers;
  *   5   a tag table part;
  *   6   a zstd frame, partially and fully decompressed (then walked as a payload);
  *   7   loose msgpack: skipping and decoding attribute values.
@@ -125,16 +125,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     case 4: {
-        struct th__svcidx v;
-        if (th__svcidx_parse(data, size, &v) == 0) {
+        struct th__blkidx b;
+        struct th__svcsum sv;
+        const struct th__stats *st = NULL;
+        if (th__blkidx_parse(data, size, &b) == 0) {
+            st = &b.st;
+        } else if (th__svcsum_parse(data, size, &sv) == 0) {
+            st = &sv.st;
             uint64_t sum = 0;
-            for (unsigned i = 0; i < v.n_long; i++) {
-                sum += th__be64_get(v.longs + TH_FRONTIER_SIZE * i + 4);
-            }
-            for (unsigned i = 0; i < v.n_short; i++) {
-                sum += th__be32_get(v.shorts + TH_FRONTIER_SIZE * i);
+            for (unsigned i = 0; i < sv.n_blocks; i++) {
+                sum += th__be64_get(sv.blocks + 16 * i);
             }
             (void)sum;
+        }
+        if (st) {
+            struct search x = {.smax = UINT64_MAX, .dmin = 5, .dmax = 1000};
+            uint64_t bound;
+            bool possible = true;
+            frontier_bound(st->longs, st->n_long, st->long_cut, true, x.dmin, 1, 2, &bound,
+                           &possible);
+            frontier_bound(st->shorts, st->n_short, st->short_cut, false, x.dmax, 1, 2, &bound,
+                           &possible);
         }
         break;
     }

@@ -940,6 +940,43 @@ static void test_alloc_failures(void **state)
     assert_true(n > 10);
 }
 
+/* Create and start while allocation N fails: TH_ENOMEM cleanly, until it works. */
+static void test_alloc_failures_lifecycle(void **state)
+{
+    (void)state;
+    long n;
+    for (n = 0;; n++) {
+        struct fixture *f = fx_new(10, 0, HOUR_NS);
+        fail_hits = 0;
+        fail_countdown = n;
+        th_mem_set_methods(&failing);
+        int ret =
+            th_component_create(&th_processor_batch_ops, "batch", &f->cfg, &f->cap.base, &f->c);
+        if (ret == 0) {
+            f->c->host = &f->host;
+            ret = f->c->ops->start(f->c, &f->host);
+            f->c->started = ret == 0;
+        }
+        fail_countdown = -1;
+        th_mem_set_methods(NULL);
+        long hits = fail_hits;
+        if (hits == 0) {
+            assert_int_equal(ret, 0);
+            fx_free(f);
+            break;
+        }
+        assert_int_equal(ret, TH_ENOMEM);
+        if (f->c) {
+            th_component_destroy(f->c);
+            f->c = NULL;
+        }
+        uv_run(&f->loop, UV_RUN_DEFAULT);
+        assert_int_equal(uv_loop_close(&f->loop), 0);
+        free(f);
+    }
+    assert_true(n >= 3); /* the instance, its id, the timer */
+}
+
 int main(void)
 {
     th_log_configure(TH_LOG_WARN, TH_LOG_CONSOLE);
@@ -964,6 +1001,7 @@ int main(void)
         cmocka_unit_test(test_refusal_fails_every_sender),
         cmocka_unit_test(test_refusal_of_passed_through_request),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_alloc_failures_lifecycle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -414,6 +414,32 @@ static void test_match_limit(void **state)
     th_arena_destroy(a);
 }
 
+/* Patterns matching the empty string put a mask between every two characters, and each
+ * pattern multiplies the length: past (length + 1) × 161 + 4096 the value is masked whole. */
+static void test_growth_limit(void **state)
+{
+    (void)state;
+    th_arena_t *a = th_arena_create(0, 0);
+    struct th_redaction_settings s = {.allow_all_keys = true,
+                                      .blocked_values = LIST("zzz", "a|", "b|", "c|"),
+                                      .hash_function = TH_REDACTION_SHA1};
+    th_redaction_proc_t *p = make(&s);
+    assert_int_equal(th_redaction_proc_empty_match(p), 1);
+    struct list l = {0};
+    add(a, &l, "v", fx_str(a, "hello world"));
+    run(p, a, &l);
+    /* sha1("hello world"), computed independently */
+    assert_str(get(&l, "v"), "2aae6c35c94fcfb415dbe95f408b9ce91ee846ed");
+    assert_int_equal(th_redaction_proc_stats(p).limit_hits, 1);
+    th_redaction_proc_destroy(p);
+
+    s.blocked_values = LIST("\\d+", "x");
+    p = make(&s);
+    assert_int_equal(th_redaction_proc_empty_match(p), -1);
+    th_redaction_proc_destroy(p);
+    th_arena_destroy(a);
+}
+
 /* ---- The component ---------------------------------------------------------------------- */
 
 struct capture {
@@ -543,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_summary_merge),
         cmocka_unit_test(test_every_list),
         cmocka_unit_test(test_match_limit),
+        cmocka_unit_test(test_growth_limit),
         cmocka_unit_test(test_component),
         cmocka_unit_test(test_oom),
     };

@@ -70,13 +70,13 @@ static void test_keys_sort(void **state)
         uint64_t a = ((uint64_t)rand() << 33) ^ ((uint64_t)rand() << 2) ^ (uint64_t)(rand() & 3);
         uint64_t b = i % 7 ? ((uint64_t)rand() << 33) ^ (uint64_t)rand() : a;
         uint64_t ba = (uint64_t)rand(), bb = (uint64_t)rand();
-        uint8_t ka[TH_KEY_SVCIDX_LEN], kb[TH_KEY_SVCIDX_LEN];
-        th__key_svcidx(ka, 7, a, ba);
-        th__key_svcidx(kb, 7, b, bb);
+        uint8_t ka[TH_KEY_SVCSUM_LEN], kb[TH_KEY_SVCSUM_LEN];
+        th__key_svcsum(ka, 7, a, ba);
+        th__key_svcsum(kb, 7, b, bb);
         int want = a != b ? (a < b ? -1 : 1) : (ba < bb ? -1 : ba > bb);
         assert_int_equal(sign(memcmp(ka, kb, sizeof(ka))), want);
         /* the service comes first */
-        th__key_svcidx(kb, 8, 0, 0);
+        th__key_svcsum(kb, 8, 0, 0);
         assert_true(memcmp(ka, kb, sizeof(ka)) < 0);
 
         uint8_t ta[TH_KEY_TRACE_LEN], tb[TH_KEY_TRACE_LEN], tid[16];
@@ -694,6 +694,130 @@ static void test_search_newest_first_by_start(void **state)
     expect(f, (struct th_trace_query){.service = "late", .limit = 2}, (int[]){10, 50, 0});
 }
 
+/* Many blocks per service, so searches go through summaries: results must equal what a
+ * brute-force reading says, for live-like and for identical (replayed) timestamps. */
+static void many_blocks(struct fx *f, const char *svc, int n, bool same_times, uint64_t first)
+{
+    for (int i = 0; i < n; i++) {
+        th_arena_t *a = th_arena_create(0, 0);
+        th_otlp_request_t *req = tu_request(a);
+        th_otlp_scope_spans_t *ss = tu_scope(a, tu_resource(a, req, svc), "l", "1");
+        uint8_t t[16];
+        tu_tid(t, first + (uint64_t)i);
+        uint64_t at = TU_T0 + (same_times ? 0 : (uint64_t)i * TU_S);
+        char op[16], mod[16];
+        snprintf(op, sizeof(op), "op-%d", i % 3);
+        snprintf(mod, sizeof(mod), "%d", i % 7);
+        th_otlp_span_t *sp =
+            tu_span(a, ss, t, 1, 0, op, 2, at, at + (uint64_t)(i % 10 + 1) * TU_MS);
+        tu_attr(a, sp, "i", tu_int(a, i));
+        tu_attr(a, sp, "mod", tu_str(a, mod));
+        /* a second, older span so a trace's newest match is not always its first span */
+        sp = tu_span(a, ss, t, 2, 1, "child", 3, at - TU_MS, at);
+        assert_int_equal(tu_write(f->st, req), 0);
+        th_arena_destroy(a);
+    }
+}
+
+/* Expected traces: the newest (by i, since start grows with i) @p limit with pred(i). */
+static void expect_newest(struct fx *f, struct th_trace_query q, int n, uint64_t first,
+                          bool (*pred)(int i, int arg), int arg)
+{
+    int want[64];
+    size_t k = 0;
+    for (int i = n - 1; i >= 0 && k < q.limit; i--) {
+        if (pred(i, arg)) {
+            want[k++] = (int)first + i;
+        }
+    }
+    want[k] = 0;
+    expect(f, q, want);
+}
+
+static bool all(int i, int arg)
+{
+    (void)i;
+    (void)arg;
+    return true;
+}
+
+static bool mod_is(int i, int arg)
+{
+    return i % 7 == arg;
+}
+
+static bool op_is(int i, int arg)
+{
+    return i % 3 == arg;
+}
+
+static bool dur_at_least(int i, int arg)
+{
+    return i % 10 + 1 >= arg;
+}
+
+static bool is(int i, int arg)
+{
+    return i == arg;
+}
+
+static void test_search_many_blocks(void **state)
+{
+    struct fx *f = *state;
+    int n = 5 * TH_SUM_BLOCKS + 7;
+    many_blocks(f, "live", n, false, 1000);
+    many_blocks(f, "replay", n, true, 5000);
+    const char *keys[1], *vals[1];
+    for (int pass = 0; pass < 2; pass++) {
+        /* the same answers whether the traces differ in time or only in when written */
+        const char *svc = pass ? "replay" : "live";
+        uint64_t first = pass ? 5000 : 1000;
+        expect_newest(f, (struct th_trace_query){.service = svc, .limit = 20}, n, first, all, 0);
+        expect_newest(f, (struct th_trace_query){.service = svc, .limit = 5}, n, first, all, 0);
+        keys[0] = "mod";
+        vals[0] = "3";
+        expect_newest(
+            f,
+            (struct th_trace_query){
+                .service = svc, .limit = 20, .tag_keys = keys, .tag_values = vals, .n_tags = 1},
+            n, first, mod_is, 3);
+        keys[0] = "i";
+        vals[0] = "5";
+        expect_newest(
+            f,
+            (struct th_trace_query){
+                .service = svc, .limit = 20, .tag_keys = keys, .tag_values = vals, .n_tags = 1},
+            n, first, is, 5);
+        vals[0] = "100000";
+        expect_newest(
+            f,
+            (struct th_trace_query){
+                .service = svc, .limit = 20, .tag_keys = keys, .tag_values = vals, .n_tags = 1},
+            n, first, is, -1);
+        expect_newest(f, (struct th_trace_query){.service = svc, .limit = 20, .operation = "op-1"},
+                      n, first, op_is, 1);
+        expect_newest(
+            f, (struct th_trace_query){.service = svc, .limit = 20, .duration_min_ns = 9 * TU_MS},
+            n, first, dur_at_least, 9);
+    }
+    /* a time window deep in the past of the live service */
+    int want[21];
+    for (int k = 0; k < 20; k++) {
+        want[k] = 1000 + 50 - k;
+    }
+    want[20] = 0;
+    expect(
+        f,
+        (struct th_trace_query){.service = "live", .limit = 20, .start_max_ns = TU_T0 + 50 * TU_S},
+        want);
+    /* retention by age keeps the summaries right: all gone, and new data is found */
+    assert_int_equal(f->st->ops->retention(f->st, th_now_unix_ns() + 100 * 3600 * TU_S), 0);
+    expect(f, (struct th_trace_query){.service = "live"}, (int[]){0});
+    many_blocks(f, "live", TH_SUM_BLOCKS + 3, false, 9000);
+    expect_newest(f, (struct th_trace_query){.service = "live", .limit = 20}, TH_SUM_BLOCKS + 3,
+                  9000, all, 0);
+}
+
 /* ---- Catalog and dependencies --------------------------------------------------------- */
 
 static void test_catalog(void **state)
@@ -837,7 +961,8 @@ static void test_retention_by_age(void **state)
     struct th_lmdb *s = (struct th_lmdb *)f->st;
     struct th__txn tx;
     assert_int_equal(th__txn_begin(s, true, &tx), 0);
-    MDB_dbi dbis[] = {s->dbi_blocks, s->dbi_traces, s->dbi_svcidx, s->dbi_tags, s->dbi_deps};
+    MDB_dbi dbis[] = {s->dbi_blocks, s->dbi_traces,  s->dbi_blkidx, s->dbi_tags,
+                      s->dbi_svcsum, s->dbi_sumtags, s->dbi_deps};
     for (size_t i = 0; i < TH_ARRAY_SIZE(dbis); i++) {
         MDB_stat ms;
         assert_int_equal(mdb_stat(tx.t, dbis[i], &ms), 0);
@@ -1025,13 +1150,13 @@ static void test_corrupt_values(void **state)
     struct th__txn tx;
     assert_int_equal(th__txn_begin(s, true, &tx), 0);
     MDB_cursor *c;
-    assert_int_equal(mdb_cursor_open(tx.t, s->dbi_svcidx, &c), 0);
+    assert_int_equal(mdb_cursor_open(tx.t, s->dbi_blkidx, &c), 0);
     assert_int_equal(mdb_cursor_get(c, &key, &v, MDB_LAST), 0);
-    uint8_t sk[TH_KEY_SVCIDX_LEN];
+    uint8_t sk[TH_KEY_BLKIDX_LEN];
     memcpy(sk, key.mv_data, sizeof(sk));
     mdb_cursor_close(c);
     th__txn_abort(&tx);
-    damage(f, s->dbi_svcidx, sk, sizeof(sk), "xx", 2);
+    damage(f, s->dbi_blkidx, sk, sizeof(sk), "xx", 2);
     assert_int_equal(th_store_find_trace_ids(f->st, &q, ids, &n), TH_EIO);
     /* retention deletes damaged blocks without failing */
     assert_int_equal(f->st->ops->retention(f->st, th_now_unix_ns() + 100 * 3600 * TU_S), 0);
@@ -1099,6 +1224,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_big_traces_and_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_newest_first_by_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_search_many_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dependencies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),
