@@ -48,13 +48,16 @@ static void print_choices(FILE *out, const struct th_cfg_field *f)
     }
 }
 
-static void print_table(FILE *out, const struct th_cfg_field *t, int depth, bool md)
+static void print_table(FILE *out, const struct th_cfg_field *t, int depth, bool md,
+                        const char *prefix)
 {
     for (; t && t->name; t++) {
+        char path[256];
+        snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "::" : "", t->name);
         if (md) {
-            fprintf(out, "| `%*s%s` | %s | %s%s%s | %s", depth * 2, "", t->name,
-                    th_cfg_type_name(t->type), t->def ? "`" : "", t->def ? t->def : "",
-                    t->def ? "`" : "", t->desc ? t->desc : "");
+            fprintf(out, "| `%s` | %s | %s%s%s | %s", path, th_cfg_type_name(t->type),
+                    t->def && *t->def ? "`" : "", t->def ? t->def : "",
+                    t->def && *t->def ? "`" : "", t->desc ? t->desc : "");
         } else {
             fprintf(out, "  %*s%-28s %-16s %s", depth * 2, "", t->name, th_cfg_type_name(t->type),
                     t->desc ? t->desc : "");
@@ -71,7 +74,7 @@ static void print_table(FILE *out, const struct th_cfg_field *t, int depth, bool
         }
         fprintf(out, md ? " |\n" : "\n");
         if (t->type == TH_CFG_SECTION || t->type == TH_CFG_OPTIONAL) {
-            print_table(out, t->sub, depth + 1, md);
+            print_table(out, t->sub, depth + 1, md, path);
         }
     }
 }
@@ -101,7 +104,7 @@ int th_help_component(FILE *out, const char *type)
         fprintf(out, "%s %s (%s): %s\n", th_kind_name(o->kind), o->type,
                 th_stability_name(o->stability), o->description ? o->description : "");
         if (o->config && o->config->name) {
-            print_table(out, o->config, 0, false);
+            print_table(out, o->config, 0, false, "");
         } else {
             fprintf(out, "  (no config keys)\n");
         }
@@ -125,7 +128,7 @@ void th_help_markdown(FILE *out)
                 o->description ? o->description : "", th_stability_name(o->stability));
         if (o->config && o->config->name) {
             fprintf(out, "| key | type | default | description |\n|---|---|---|---|\n");
-            print_table(out, o->config, 0, true);
+            print_table(out, o->config, 0, true, "");
         } else {
             fprintf(out, "No config keys.\n");
         }

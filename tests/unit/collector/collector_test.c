@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "th/collector.h"
+#include "th/help.h"
 #include "th/log.h"
 
 /* Build a collector from YAML without a loop (what `tracehouse validate` does). */
@@ -154,13 +155,60 @@ static void test_failed_start_returns(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The Collector READMEs' processor examples validate unchanged. */
+static void test_collector_readme_processors(void **state)
+{
+    (void)state;
+    th_config_t *cfg = NULL;
+    char err[1024] = "";
+    int ret = th_config_load_file(TH_SOURCE_DIR
+                                  "/tests/unit/collector/configs/collector-readme-processors.yaml",
+                                  &cfg, err, sizeof(err));
+    if (ret != 0) {
+        fail_msg("%s", err);
+    }
+    th_collector_t *c = NULL;
+    if (th_collector_create(cfg, NULL, &c, err, sizeof(err)) != 0) {
+        fail_msg("%s", err);
+    }
+    assert_non_null(th_collector_find(c, TH_KIND_PROCESSOR, "redaction"));
+    assert_non_null(th_collector_find(c, TH_KIND_PROCESSOR, "batch/2"));
+    th_collector_destroy(c);
+}
+
+/* docs/components.md is what `tracehouse docs` prints: regenerate it when a table changes. */
+static void test_components_doc_current(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    th_help_markdown(mem);
+    fclose(mem);
+    FILE *f = fopen(TH_SOURCE_DIR "/docs/components.md", "rb");
+    assert_non_null(f);
+    char *doc = malloc(len + 2);
+    size_t n = fread(doc, 1, len + 1, f);
+    fclose(f);
+    if (n != len || memcmp(doc, text, len) != 0) {
+        fail_msg("docs/components.md is stale: run build/tracehouse docs > docs/components.md");
+    }
+    free(doc);
+    free(text);
+}
+
 int main(void)
 {
     th_log_configure(TH_LOG_ERROR, TH_LOG_CONSOLE);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_unknown_type),           cmocka_unit_test(test_missing_reference),
-        cmocka_unit_test(test_unknown_key_names_path), cmocka_unit_test(test_shared_exporter),
-        cmocka_unit_test(test_default_config),         cmocka_unit_test(test_failed_start_returns),
+        cmocka_unit_test(test_unknown_type),
+        cmocka_unit_test(test_missing_reference),
+        cmocka_unit_test(test_unknown_key_names_path),
+        cmocka_unit_test(test_shared_exporter),
+        cmocka_unit_test(test_default_config),
+        cmocka_unit_test(test_failed_start_returns),
+        cmocka_unit_test(test_collector_readme_processors),
+        cmocka_unit_test(test_components_doc_current),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
