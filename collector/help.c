@@ -53,7 +53,11 @@ static void print_table(FILE *out, const struct th_cfg_field *t, int depth, bool
 {
     for (; t && t->name; t++) {
         char path[256];
-        snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "::" : "", t->name);
+        int n = snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "::" : "", t->name);
+        if (n < 0 || (size_t)n >= sizeof(path)) {
+            /* Key paths are far shorter; a cut one in help text is harmless. */
+            path[sizeof(path) - 1] = '\0';
+        }
         if (md) {
             fprintf(out, "| `%s` | %s | %s%s%s | %s", path, th_cfg_type_name(t->type),
                     t->def && *t->def ? "`" : "", t->def ? t->def : "",

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The second command of the README, and what CI runs: install what the tests need, then
+#  0. the Release build of scripts/run.sh (optimised builds warn differently),
 #  1. a Debug build (-Werror) and every test (cmocka unit tests and the integration tests
 #     that drive the real binary with the OpenTelemetry JS SDK),
 #  2. the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer,
@@ -17,6 +18,10 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 echo "== format check"
 files=$(git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
 clang-format --dry-run -Werror $files
+
+echo "== release build (what the README's first command builds)"
+cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release -DTH_TESTS=OFF >/dev/null
+cmake --build build-rel -j"$jobs"
 
 echo "== debug build and tests"
 cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug >/dev/null
