@@ -21,7 +21,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release -DTH_TESTS=OFF >/dev/null
 cmake --build build-rel -j"$(nproc)" --target tracehouse >/dev/null
 
-config() { # $1 exporter block, $2 extensions block, $3 service extensions
+config() { # $1 exporter block, $2 extensions block, $3 service extensions, $4 exporter id
   cat <<EOF
 $2
 receivers:
@@ -35,12 +35,12 @@ service:
   extensions: [$3]
   telemetry: {logs: {level: warn}, metrics: {level: none}}
   pipelines:
-    traces: {receivers: [otlp], exporters: [$(echo "$1" | head -1 | tr -d ' :')]}
+    traces: {receivers: [otlp], exporters: [$4]}
 EOF
 }
 
 run() { # $1 config file → prints the driver's RESULT line
-  taskset -c 1 build-rel/tracehouse --config "$1" 2>"$work/server.log" &
+  taskset -c 1 build-rel/tracehouse --config "$1" 2>>"$root/build-rel/bench-server.log" &
   local pid=$!
   sleep 1
   OTLP_UNIQUE=1 WRK_CPU=0 SERVER_PIDS=$pid DRAIN=1 bash "$SHARED/otlp-wrk.sh" 24318 "$DUR" \
@@ -49,7 +49,7 @@ run() { # $1 config file → prints the driver's RESULT line
 }
 
 echo "== ceiling: OTLP/HTTP protobuf -> nop"
-config "  nop:" "" "" >"$work/nop.yaml"
+config "  nop:" "" "" nop >"$work/nop.yaml"
 run "$work/nop.yaml"
 kill -TERM "$(cat "$work/pid")"; wait "$(cat "$work/pid")" || true
 
@@ -61,7 +61,8 @@ config "  jaeger_storage_exporter: {trace_storage: main}" "extensions:
         lmdb: {path: $work/data, ttl: {spans: 100000h}}
   jaeger_query:
     storage: {traces: main}
-    http: {endpoint: 127.0.0.1:26686}" "jaeger_storage, jaeger_query" >"$work/store.yaml"
+    http: {endpoint: 127.0.0.1:26686}" "jaeger_storage, jaeger_query" jaeger_storage_exporter \
+  >"$work/store.yaml"
 result=$(run "$work/store.yaml")
 echo "$result"
 pid=$(cat "$work/pid")
