@@ -60,8 +60,8 @@ struct th_trace_query {
     const char *service;           /**< required */
     const char *operation;         /**< span name; NULL = any */
     int span_kind;                 /**< OTLP SpanKind 1..5; 0 = any */
-    const char *const *tag_keys;   /**< AND of key=value on span, resource or event attributes; */
-    const char *const *tag_values; /**< "error"="true" also matches status ERROR */
+    const char *const *tag_keys;   /**< AND of key=value pairs (see above) */
+    const char *const *tag_values; /**< the values, as text */
     size_t n_tags;
     uint64_t start_min_ns, start_max_ns;       /**< span start window */
     uint64_t duration_min_ns, duration_max_ns; /**< span duration bounds */
@@ -86,7 +86,7 @@ struct th_store_stats {
     uint64_t bytes_on_disk; /**< blocks the store's files take (preallocated ahead of use) */
     uint64_t bytes_used;    /**< bytes of pages holding data, indexes included */
     uint64_t retention_deleted_spans;
-    uint64_t oldest_span_ns;
+    uint64_t oldest_span_ns; /**< earliest span start of the oldest stored block; 0 if none */
 };
 
 /** A backend's operations; a store handle starts with a pointer to them. */
@@ -119,7 +119,11 @@ extern const struct th_store_ops th_store_lmdb_ops;
  * Open a store.
  * @param[out] out the store; close with th_store_close().
  * @param[out] err a message a person can act on (path, permission, version).
- * @return 0, TH_EIO, TH_ENOMEM, TH_ECONFIG.
+ * @return 0, TH_EIO (cannot create or open the files, another layout or LMDB version),
+ *         TH_EEXIST (the directory is already open in this process: open each store once),
+ *         TH_ESPACE (the disk cannot hold the first allocation), TH_ENOMEM, TH_ECONFIG (no
+ *         path).
+ * @note cfg->path is copied.
  */
 static inline int th_store_open(const struct th_store_ops *ops, const struct th_store_cfg *cfg,
                                 th_store_t **out, char *err, size_t errlen)
