@@ -9,6 +9,8 @@
 #include "th/log.h"
 
 #define CFG_OFF(f) offsetof(struct th_jaeger_storage_exporter_cfg, f)
+/* Rows of a section are relative to the section's own struct. */
+#define QUEUE_OFF(f) offsetof(struct th_jse_queue_cfg, f)
 
 static const char *const sizers[] = {"requests", "items", NULL};
 
@@ -16,19 +18,19 @@ static const struct th_cfg_field queue_fields[] = {
     {.name = "enabled",
      .type = TH_CFG_BOOL,
      .def = "true",
-     .offset = CFG_OFF(queue.enabled),
+     .offset = QUEUE_OFF(enabled),
      .desc = "queue batches for the writer thread (always on: the event loop never waits)"},
     {.name = "queue_size",
      .type = TH_CFG_INT,
      .def = "1000",
-     .offset = CFG_OFF(queue.queue_size),
+     .offset = QUEUE_OFF(queue_size),
      .min = 1,
      .max = 1000000,
      .desc = "batches waiting for the writer at most; then 503"},
     {.name = "num_consumers",
      .type = TH_CFG_INT,
      .def = "1",
-     .offset = CFG_OFF(queue.num_consumers),
+     .offset = QUEUE_OFF(num_consumers),
      .min = 1,
      .max = 1024,
      .flags = TH_CFG_F_NOOP,
@@ -36,13 +38,13 @@ static const struct th_cfg_field queue_fields[] = {
     {.name = "blocking",
      .type = TH_CFG_BOOL,
      .def = "false",
-     .offset = CFG_OFF(queue.blocking),
+     .offset = QUEUE_OFF(blocking),
      .flags = TH_CFG_F_NOOP,
      .desc = "accepted for compatibility: a full queue answers 503"},
     {.name = "sizer",
      .type = TH_CFG_ENUM,
      .def = "requests",
-     .offset = CFG_OFF(queue.sizer),
+     .offset = QUEUE_OFF(sizer),
      .choices = sizers,
      .flags = TH_CFG_F_NOOP,
      .desc = "unit of queue_size (requests)"},

@@ -11,16 +11,19 @@
 #include "th/component.h"
 #include "th/store.h"
 
+/** The `queue` section, in the Collector's shape. */
+struct th_jse_queue_cfg {
+    bool enabled;
+    int64_t queue_size;    /**< batches waiting for the writer at most */
+    int64_t num_consumers; /**< accepted; the store has one writer */
+    bool blocking;         /**< accepted; Tracehouse never blocks the event loop */
+    const char *sizer;
+};
+
 /** Config: Jaeger v2's storage exporter keys, and the queue in the Collector's shape. */
 struct th_jaeger_storage_exporter_cfg {
     const char *trace_storage; /**< name of a jaeger_storage backend */
-    struct {
-        bool enabled;
-        int64_t queue_size;    /**< batches waiting for the writer at most */
-        int64_t num_consumers; /**< accepted; the store has one writer */
-        bool blocking;         /**< accepted; Tracehouse never blocks the event loop */
-        const char *sizer;
-    } queue;
+    struct th_jse_queue_cfg queue;
     int64_t max_queue_bytes;     /**< memory of waiting batches at most */
     int64_t max_batches_per_txn; /**< group commit: batches per transaction at most */
     int64_t retention_interval;  /**< ns between retention passes */
@@ -34,6 +37,7 @@ struct th_jse_writer {
     pthread_cond_t wake;
     pthread_cond_t drained;
     th_batch_t **ring;
+    size_t *ring_bytes; /* what each queued batch counted against max_bytes when pushed */
     size_t cap, head, count;
     size_t bytes;
     bool stopping;

@@ -17,7 +17,11 @@ int th__jse_writer_init(struct th_jse_writer *w, struct th_component *owner, siz
 {
     memset(w, 0, sizeof(*w));
     w->ring = th_calloc(cap, sizeof(*w->ring));
-    if (!w->ring) {
+    w->ring_bytes = th_calloc(cap, sizeof(*w->ring_bytes));
+    if (!w->ring || !w->ring_bytes) {
+        th_free(w->ring);
+        th_free(w->ring_bytes);
+        w->ring = NULL;
         return TH_ENOMEM;
     }
     w->cap = cap;
@@ -87,7 +91,8 @@ static void *writer_main(void *arg)
         size_t bytes = 0;
         while (w->count > 0 && n < max) {
             group[n] = w->ring[w->head];
-            bytes += batch_bytes(group[n]);
+            /* The size counted at push: the arena may have grown since (acks, merging). */
+            bytes += w->ring_bytes[w->head];
             n++;
             w->head = (w->head + 1) % w->cap;
             w->count--;
@@ -148,11 +153,15 @@ int th__jse_writer_push(struct th_jse_writer *w, th_batch_t *b)
     /* Full by count or by memory: refuse now, so the sender retries instead of the
      * process growing without bound. An empty queue always takes one batch. */
     if (w->count == w->cap || (w->count > 0 && w->bytes + bytes > w->max_bytes)) {
+        size_t count = w->count, queued = w->bytes;
         pthread_mutex_unlock(&w->lock);
         th_batch_release(b);
+        th_log_debug(w->owner, "queue full: %zu batches, %zu bytes queued, %zu more refused", count,
+                     queued, bytes);
         return TH_ERETRY;
     }
     w->ring[(w->head + w->count) % w->cap] = b;
+    w->ring_bytes[(w->head + w->count) % w->cap] = bytes;
     w->count++;
     w->bytes += bytes;
     pthread_cond_signal(&w->wake);
@@ -188,6 +197,7 @@ void th__jse_writer_deinit(struct th_jse_writer *w)
         th_batch_release(b);
     }
     th_free(w->ring);
+    th_free(w->ring_bytes);
     w->ring = NULL;
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->wake);
