@@ -40,7 +40,7 @@ EOF
 }
 
 run() { # $1 config file → prints the driver's RESULT line
-  taskset -c 1 build-rel/tracehouse --config "$1" 2>>"$root/build-rel/bench-server.log" &
+  taskset -c 1 build-rel/tracehouse --config "$1" >/dev/null 2>>"$root/build-rel/bench-server.log" &
   local pid=$!
   sleep 1
   OTLP_UNIQUE=1 WRK_CPU=0 SERVER_PIDS=$pid DRAIN=1 bash "$SHARED/otlp-wrk.sh" 24318 "$DUR" \
