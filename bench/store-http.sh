@@ -84,8 +84,8 @@ lat() { # $1 label, then URLs on stdin
     n=$((n + 1))
   done
   sort -n "$f" | awk -v label="$1" '{ v[NR] = $1 } END {
-    printf "%-22s n=%d p50=%.2f ms p99=%.2f ms\n", label, NR, v[int(NR * 0.5) + 1] * 1000,
-      v[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1] * 1000 }'
+    p50 = int(NR * 0.5) + 1; p99 = int(NR * 0.99); if (p99 < 1) p99 = 1
+    printf "%-22s n=%d p50=%.2f ms p99=%.2f ms\n", label, NR, v[p50] * 1000, v[p99] * 1000 }'
 }
 for id in $ids; do echo "$api/traces/$id"; done | head -n "$QUERIES" | lat "trace by id"
 for i in $(seq "$QUERIES"); do echo "$api/traces?service=cart&limit=20&start=$start"; done | lat "search by service"
