@@ -16,7 +16,9 @@ DUR=${1:-20}
 QUERIES=${QUERIES:-200}
 SHARED=${SHARED:-$root/../shared/bench}
 work=$(mktemp -d /tmp/th-bench-XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+# The servers start inside command substitutions, so they are not jobs of this shell: stop
+# them by the pid each run records.
+trap '[ -f "$work/pid" ] && kill "$(cat "$work/pid")" 2>/dev/null; rm -rf "$work"' EXIT
 
 cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release -DTH_TESTS=OFF >/dev/null
 cmake --build build-rel -j"$(nproc)" --target tracehouse >/dev/null
