@@ -53,7 +53,7 @@ run() { # $1 config file → prints the driver's RESULT line
 echo "== ceiling: OTLP/HTTP protobuf -> nop"
 config "  nop:" "" "" nop >"$work/nop.yaml"
 run "$work/nop.yaml"
-kill -TERM "$(cat "$work/pid")"; wait "$(cat "$work/pid")" || true
+kill -TERM "$(cat "$work/pid")"; while kill -0 "$(cat "$work/pid")" 2>/dev/null; do sleep 0.1; done
 
 echo "== OTLP/HTTP protobuf -> jaeger_storage_exporter -> LMDB"
 config "  jaeger_storage_exporter: {trace_storage: main}" "extensions:
@@ -93,4 +93,4 @@ for id in $ids; do echo "$api/traces/$id"; done | head -n "$QUERIES" | lat "trac
 for i in $(seq "$QUERIES"); do echo "$api/traces?service=cart&limit=20&start=$start"; done | lat "search by service"
 for i in $(seq "$QUERIES"); do echo "$api/traces?service=cart&operation=GET%20/products&limit=20&start=$start"; done | lat "search by operation"
 for i in $(seq "$QUERIES"); do echo "$api/traces?service=cart&tag=http.response.status_code:200&limit=20&start=$start"; done | lat "search by attribute"
-kill -TERM "$pid"; wait "$pid" || true
+kill -TERM "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
