@@ -140,15 +140,15 @@ static struct node *find_node(th_collector_t *c, enum th_kind kind, const char *
     return NULL;
 }
 
-static int push_order(th_collector_t *c, struct node *n)
+/* Record an instance in start order, once. */
+static void push_order(th_collector_t *c, struct node *n)
 {
     for (size_t i = 0; i < c->n_order; i++) {
         if (c->order[i] == n) {
-            return 0;
+            return;
         }
     }
     c->order[c->n_order++] = n;
-    return 0;
 }
 
 static struct th_consumer *make_fanout(th_collector_t *c, struct th_consumer **outs, size_t n)

@@ -35,7 +35,6 @@ struct th_jse_writer {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    pthread_cond_t drained;
     th_batch_t **ring;
     size_t *ring_bytes; /* what each queued batch counted against max_bytes when pushed */
     size_t cap, head, count;

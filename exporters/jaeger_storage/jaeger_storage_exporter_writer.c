@@ -31,7 +31,6 @@ int th__jse_writer_init(struct th_jse_writer *w, struct th_component *owner, siz
     w->retention_interval_ns = retention_interval_ns;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
-    pthread_cond_init(&w->drained, NULL);
     return 0;
 }
 
@@ -122,9 +121,6 @@ static void *writer_main(void *arg)
 
         pthread_mutex_lock(&w->lock);
         w->bytes -= bytes;
-        if (w->count == 0) {
-            pthread_cond_broadcast(&w->drained);
-        }
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
@@ -201,5 +197,4 @@ void th__jse_writer_deinit(struct th_jse_writer *w)
     w->ring = NULL;
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->wake);
-    pthread_cond_destroy(&w->drained);
 }
