@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libh2o-dev
       libuv1-dev liblmdb-dev libmsgpack-dev libyaml-dev zlib1g-dev libzstd-dev libssl-dev
-      libnghttp2-dev libpcre2-dev)
+      libnghttp2-dev libpcre2-dev libcurl4-openssl-dev)
 if [[ "${1:-}" == "--test" ]]; then
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format)
 fi
