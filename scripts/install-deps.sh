@@ -10,6 +10,10 @@ pkgs=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev lib
 if [[ "${1:-}" == "--test" ]]; then
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format)
 fi
+# --bench: what bench/suite.sh compares against and drives with.
+if [[ "${1:-}" == "--bench" ]]; then
+  pkgs+=(nginx-light wrk util-linux)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

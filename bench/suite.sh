@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# The benchmark suite, run by hand on a quiet machine:
+#   bench/suite.sh [--seconds S] [--out DIR] [--only NAME[,NAME...]]
+# Builds a Release binary, then for each scenario starts Tracehouse pinned to core 1 and
+# th_loadgen pinned to core 0, and records spans/s accepted, Tracehouse's CPU seconds per
+# million spans (and its inverse, spans per CPU-second, the figure to compare), peak RSS
+# and, for the store, bytes on disk per span. Writes DIR/report.md and DIR/report.json
+# (default bench/results/). The nginx ceiling needs nginx-light (scripts/install-deps.sh
+# --bench installs it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+SECS=20
+OUT=$root/bench/results
+ONLY=""
+while (($#)); do
+  case $1 in
+    --seconds) SECS=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    *) echo "usage: bench/suite.sh [--seconds S] [--out DIR] [--only NAME,...]" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$OUT"
+work=$(mktemp -d /tmp/th-suite-XXXXXX)
+pidfile=$work/pid
+cleanup() {
+  if [[ -f $pidfile ]]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release -DTH_TESTS=OFF >/dev/null
+cmake --build build-rel -j"$(nproc)" --target tracehouse th_loadgen >/dev/null
+TH=$root/build-rel/tracehouse
+LG=$root/build-rel/bench/th_loadgen
+TICK=$(getconf CLK_TCK)
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+peak_rss_kib() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
+wanted() { [[ -z $ONLY ]] || [[ ",$ONLY," == *",$1,"* ]]; }
+
+# A config with the receiver on the bench ports, and $1 as the rest of it.
+config() {
+  cat <<EOF
+receivers:
+  otlp:
+    protocols:
+      http: {endpoint: 127.0.0.1:24318}
+      grpc: {endpoint: 127.0.0.1:24317}
+$1
+EOF
+}
+
+store_ext() {
+  cat <<EOF
+extensions:
+  jaeger_storage:
+    backends:
+      main:
+        lmdb: {path: $work/data, ttl: {spans: 100000h}}
+EOF
+}
+
+rows=()
+json_rows=()
+
+# run NAME DESCRIPTION CONFIG_FILE LOADGEN_ARGS... : one scenario.
+run() {
+  local name=$1 desc=$2 cfg=$3
+  shift 3
+  rm -rf "$work/data"
+  taskset -c 1 "$TH" --config "$cfg" >"$work/$name.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$pidfile"
+  for _ in $(seq 50); do
+    if (exec 3<>/dev/tcp/127.0.0.1/24318) 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  local c0 t0 c1 t1
+  c0=$(cpu_ticks "$pid")
+  t0=$(date +%s.%N)
+  taskset -c 0 "$LG" -q -d "$SECS" --json "$work/$name.json" "$@" >"$work/$name.lg" || true
+  # Let the server finish what it accepted (store commits) before reading its CPU time.
+  sleep 1
+  c1=$(cpu_ticks "$pid")
+  t1=$(date +%s.%N)
+  local rss
+  rss=$(peak_rss_kib "$pid")
+  kill -TERM "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  rm -f "$pidfile"
+  local accepted disk_bytes=0
+  accepted=$(sed -n 's/.*"accepted_spans":\([0-9]*\).*/\1/p' "$work/$name.json")
+  if [[ -d $work/data ]]; then disk_bytes=$(du -sb "$work/data" | cut -f1); fi
+  local line
+  line=$(awk -v n="$name" -v d="$desc" -v acc="$accepted" -v secs="$SECS" -v c0="$c0" -v c1="$c1" \
+    -v tick="$TICK" -v rss="$rss" -v disk="$disk_bytes" -v p99="$(sed -n 's/.*"p99":\([0-9.]*\).*/\1/p' "$work/$name.json")" '
+    BEGIN {
+      cpu = (c1 - c0) / tick; sps = acc / secs; per_cpu = cpu > 0 ? acc / cpu : 0;
+      cpu_per_m = acc > 0 ? cpu / (acc / 1e6) : 0; bps = (disk > 0 && acc > 0) ? disk / acc : 0;
+      printf "%s|%s|%.0f|%.0f|%.2f|%.1f|%s|%.2f\n", n, d, sps, per_cpu, cpu_per_m, rss / 1024,
+        bps > 0 ? sprintf("%.0f", bps) : "-", p99 }')
+  echo "$line"
+  rows+=("$line")
+  IFS='|' read -r n d sps per_cpu cpu_m rss_mib bps p99 <<<"$line"
+  json_rows+=("{\"scenario\":\"$n\",\"description\":\"$d\",\"spans_per_s\":$sps,\"spans_per_cpu_s\":$per_cpu,\"cpu_s_per_million_spans\":$cpu_m,\"peak_rss_mib\":$rss_mib,\"disk_bytes_per_span\":$([[ $bps == - ]] && echo null || echo "$bps"),\"p99_ms\":$p99}")
+}
+
+echo "scenario|description|spans/s|spans per CPU-s|CPU-s per M spans|peak RSS MiB|disk B/span|p99 ms"
+
+if wanted nginx; then
+  if command -v nginx >/dev/null; then
+    cat >"$work/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_max_body_size 16m;
+  client_body_buffer_size 1m;
+  server {
+    listen 127.0.0.1:24318;
+    location / { return 200; }
+  }
+}
+EOF
+    # nginx runs as the scenario's "server"; it reads and discards each body.
+    taskset -c 1 nginx -c "$work/nginx.conf" >/dev/null 2>&1 &
+    ngpid=$!
+    sleep 0.5
+    c0=$(cpu_ticks "$ngpid")
+    taskset -c 0 "$LG" -q -d "$SECS" --json "$work/nginx.json" >/dev/null || true
+    c1=$(cpu_ticks "$ngpid")
+    rss=$(peak_rss_kib "$ngpid")
+    kill "$ngpid"; wait "$ngpid" 2>/dev/null || true
+    acc=$(sed -n 's/.*"accepted_spans":\([0-9]*\).*/\1/p' "$work/nginx.json")
+    line=$(awk -v acc="$acc" -v secs="$SECS" -v c0="$c0" -v c1="$c1" -v tick="$TICK" -v rss="$rss" \
+      'BEGIN { cpu=(c1-c0)/tick; printf "nginx|nginx-light reading and discarding bodies (transport ceiling)|%.0f|%.0f|%.2f|%.1f|-|-\n", acc/secs, cpu>0?acc/cpu:0, acc>0?cpu/(acc/1e6):0, rss/1024 }')
+    echo "$line"
+    rows+=("$line")
+  else
+    echo "nginx|not installed (scripts/install-deps.sh --bench)|-|-|-|-|-|-"
+  fi
+fi
+
+if wanted nop; then
+  config "exporters: {nop: {}}
+service:
+  telemetry: {logs: {level: warn}}
+  pipelines: {traces: {receivers: [otlp], exporters: [nop]}}" >"$work/nop.yaml"
+  run nop "OTLP/HTTP protobuf -> nop (receive + decode + discard)" "$work/nop.yaml"
+fi
+
+store_cfg() { # $1 processors list
+  config "$(store_ext)
+processors:
+  batch: {}
+  tail_sampling:
+    decision_wait: 3s
+    num_traces: 100000
+    policies:
+      - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+      - {name: slow, type: latency, latency: {threshold_ms: 1000}}
+      - {name: baseline, type: probabilistic, probabilistic: {sampling_percentage: 10}}
+  redaction:
+    allow_all_keys: true
+    blocked_values:
+      - '4[0-9]{12}(?:[0-9]{3})?'
+      - '(5[1-5][0-9]{14})'
+      - '[0-9]{3}-[0-9]{2}-[0-9]{4}'
+      - '[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}'
+      - 'AKIA[0-9A-Z]{16}'
+      - '(?i)bearer [a-z0-9._-]+'
+      - '\\b(?:[0-9]{1,3}\\.){3}[0-9]{1,3}\\b'
+      - 'xox[baprs]-[0-9a-zA-Z-]+'
+      - 'ghp_[0-9a-zA-Z]{36}'
+      - '-----BEGIN [A-Z ]+-----'
+exporters:
+  jaeger_storage_exporter: {trace_storage: main}
+service:
+  extensions: [jaeger_storage]
+  telemetry: {logs: {level: warn}}
+  pipelines: {traces: {receivers: [otlp], processors: [$1], exporters: [jaeger_storage_exporter]}}"
+}
+
+if wanted store-http; then
+  store_cfg batch >"$work/store.yaml"
+  run store-http "OTLP/HTTP protobuf -> batch -> LMDB store" "$work/store.yaml"
+fi
+if wanted store-json; then
+  store_cfg batch >"$work/store.yaml"
+  run store-json "OTLP/HTTP JSON -> batch -> LMDB store" "$work/store.yaml" -p http/json
+fi
+if wanted store-grpc; then
+  store_cfg batch >"$work/store.yaml"
+  run store-grpc "OTLP/gRPC -> batch -> LMDB store" "$work/store.yaml" -p grpc \
+    -e 127.0.0.1:24317
+fi
+if wanted tail-sampling; then
+  # ~17k traces/s for 3 s of decision_wait: ~50k traces in flight.
+  store_cfg "tail_sampling, batch" >"$work/ts.yaml"
+  run tail-sampling "OTLP/HTTP -> tail_sampling (status_code, latency, 10% probabilistic; ~50k traces in flight) -> batch -> store" \
+    "$work/ts.yaml" -r 170000 --errors 0.05 --slow 0.05
+fi
+if wanted redaction; then
+  store_cfg "redaction, batch" >"$work/red.yaml"
+  run redaction "OTLP/HTTP -> redaction (10 patterns, 20 attributes per span) -> batch -> store" \
+    "$work/red.yaml" --attrs 20
+fi
+
+{
+  echo "# Tracehouse benchmark suite"
+  echo
+  echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), ${SECS}s per scenario; Tracehouse on core 1, th_loadgen on core 0 (closed loop, 4 connections, 100 spans per request unless noted)."
+  echo
+  echo "| scenario | what | spans/s | spans per CPU-s | CPU-s per M spans | peak RSS MiB | disk B/span | p99 ms |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  for r in "${rows[@]}"; do echo "| ${r//|/ | } |"; done
+} >"$OUT/report.md"
+{
+  echo "["
+  for i in "${!json_rows[@]}"; do
+    sep=","; [[ $i -eq $((${#json_rows[@]} - 1)) ]] && sep=""
+    echo "  ${json_rows[$i]}$sep"
+  done
+  echo "]"
+} >"$OUT/report.json"
+echo "wrote $OUT/report.md and $OUT/report.json"
