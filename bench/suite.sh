@@ -211,6 +211,111 @@ if wanted redaction; then
     "$work/red.yaml" --attrs 20
 fi
 
+# ---- Queries over a filled store ------------------------------------------------------------
+qrows=()
+if wanted queries; then
+  QSPANS=${QSPANS:-10000000}
+  QSECS=${QSECS:-10}
+  config "$(store_ext)
+  jaeger_query:
+    storage: {traces: main}
+    http: {endpoint: 127.0.0.1:26686}
+processors:
+  batch: {}
+exporters:
+  jaeger_storage_exporter: {trace_storage: main}
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  telemetry: {logs: {level: warn}}
+  pipelines: {traces: {receivers: [otlp], processors: [batch], exporters: [jaeger_storage_exporter]}}" >"$work/q.yaml"
+  rm -rf "$work/data"
+  taskset -c 1 "$TH" --config "$work/q.yaml" >"$work/q.log" 2>&1 &
+  qpid=$!
+  echo "$qpid" >"$pidfile"
+  sleep 1
+  echo "queries: filling the store with $QSPANS spans"
+  t0=$(date +%s)
+  taskset -c 0 "$LG" -q -d 3600 --total-spans "$QSPANS" >"$work/fill.txt" || true
+  sleep 2
+  fill_s=$(($(date +%s) - t0))
+  disk=$(du -sb "$work/data" | cut -f1)
+  echo "queries: filled in ${fill_s}s, $disk bytes on disk ($(awk -v d="$disk" -v n="$QSPANS" 'BEGIN { printf "%.0f", d / n }') B/span)"
+  api=/api
+  now_us=$(($(date +%s) * 1000000))
+  range="start=$((now_us - 7200 * 1000000))&end=$((now_us + 3600 * 1000000))"
+  ids=$(curl -s "http://127.0.0.1:26686$api/traces?service=service-00&limit=500&$range" \
+    | grep -o '"traceID":"[0-9a-f]*"' | cut -d'"' -f4 | sort -u | head -500)
+  printf '%s\n' $ids | sed "s|^|$api/traces/|" >"$work/q-id.txt"
+  : >"$work/q-service.txt"; : >"$work/q-op.txt"; : >"$work/q-attr.txt"; : >"$work/q-dur.txt"
+  for n in 00 01 02 03 04 05 06 07 08 09; do
+    echo "$api/traces?service=service-$n&limit=20&$range" >>"$work/q-service.txt"
+    echo "$api/traces?service=service-$n&operation=GET%20%2Fapi%2Forders&limit=20&$range" >>"$work/q-op.txt"
+    echo "$api/traces?service=service-$n&tags=%7B%22http.response.status_code%22%3A%22500%22%7D&limit=20&$range" >>"$work/q-attr.txt"
+    echo "$api/traces?service=service-$n&minDuration=150ms&limit=20&$range" >>"$work/q-dur.txt"
+  done
+  echo "$api/services" >"$work/q-services.txt"
+  for n in 00 01 02 03 04 05 06 07 08 09; do echo "$api/services/service-$n/operations"; done >"$work/q-ops.txt"
+  for q in id:"trace by ID" service:"search by service" op:"search by operation" attr:"search by attribute" \
+           dur:"search by min duration" services:"services list" ops:"operations list"; do
+    key=${q%%:*}
+    desc=${q#*:}
+    if [[ ! -s $work/q-$key.txt ]]; then continue; fi
+    res=$(URLS="$work/q-$key.txt" taskset -c 0 wrk -t1 -c4 -d"${QSECS}s" -s "$root/bench/query.lua" \
+      http://127.0.0.1:26686 | grep RESULT || true)
+    qps=$(sed -n 's/.*qps=\([0-9.]*\).*/\1/p' <<<"$res")
+    p50=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$res")
+    p99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$res")
+    err=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$res")
+    line="$desc|$qps|$p50|$p99|$err"
+    echo "queries: $line"
+    qrows+=("$line")
+    json_rows+=("{\"scenario\":\"query-$key\",\"description\":\"$desc, $QSPANS spans stored, 4 clients\",\"queries_per_s\":${qps:-0},\"p50_ms\":${p50:-0},\"p99_ms\":${p99:-0},\"errors\":${err:-0}}")
+  done
+  kill -TERM "$qpid"
+  while kill -0 "$qpid" 2>/dev/null; do sleep 0.1; done
+  rm -f "$pidfile"
+fi
+
+# ---- Soak: ingest for several retention windows; the data file must stop growing ------------
+soak_lines=()
+if wanted soak; then
+  SOAK_TTL=${SOAK_TTL:-60}
+  SOAK_SECS=${SOAK_SECS:-$((SOAK_TTL * 5))}
+  SOAK_RATE=${SOAK_RATE:-50000}
+  config "extensions:
+  jaeger_storage:
+    backends:
+      main:
+        lmdb: {path: $work/data, ttl: {spans: ${SOAK_TTL}s}, retention_interval: 5s}
+processors:
+  batch: {}
+exporters:
+  jaeger_storage_exporter: {trace_storage: main}
+service:
+  extensions: [jaeger_storage]
+  telemetry: {logs: {level: warn}}
+  pipelines: {traces: {receivers: [otlp], processors: [batch], exporters: [jaeger_storage_exporter]}}" >"$work/soak.yaml"
+  rm -rf "$work/data"
+  taskset -c 1 "$TH" --config "$work/soak.yaml" >"$work/soak.log" 2>&1 &
+  spid=$!
+  echo "$spid" >"$pidfile"
+  sleep 1
+  taskset -c 0 "$LG" -q -d "$SOAK_SECS" -r "$SOAK_RATE" --json "$work/soak.json" >/dev/null &
+  lgpid=$!
+  for ((t = 10; t <= SOAK_SECS; t += 10)); do
+    sleep 10
+    sz=$(stat -c %s "$work/data/data.mdb" 2>/dev/null || echo 0)
+    soak_lines+=("$t|$sz")
+    echo "soak: ${t}s data.mdb $sz bytes"
+  done
+  wait "$lgpid" || true
+  srss=$(peak_rss_kib "$spid")
+  kill -TERM "$spid"
+  while kill -0 "$spid" 2>/dev/null; do sleep 0.1; done
+  rm -f "$pidfile"
+  json_rows+=("{\"scenario\":\"soak\",\"description\":\"${SOAK_SECS}s at ${SOAK_RATE} spans/s with a ${SOAK_TTL}s TTL\",\"peak_rss_mib\":$((srss / 1024)),\"data_file_bytes\":[$(printf '%s\n' "${soak_lines[@]}" | cut -d'|' -f2 | paste -sd,)]}")
+fi
+
 {
   echo "# Tracehouse benchmark suite"
   echo
@@ -219,6 +324,22 @@ fi
   echo "| scenario | what | spans/s | spans per CPU-s | CPU-s per M spans | peak RSS MiB | disk B/span | p99 ms |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|"
   for r in "${rows[@]}"; do echo "| ${r//|/ | } |"; done
+  if ((${#qrows[@]})); then
+    echo
+    echo "Queries through the Jaeger HTTP API with ${QSPANS:-} spans stored, 4 concurrent clients (wrk, ${QSECS:-}s each):"
+    echo
+    echo "| query | queries/s | p50 ms | p99 ms | errors |"
+    echo "|---|---:|---:|---:|---:|"
+    for r in "${qrows[@]}"; do echo "| ${r//|/ | } |"; done
+  fi
+  if ((${#soak_lines[@]})); then
+    echo
+    echo "Soak: ${SOAK_SECS}s of ingest at ${SOAK_RATE} spans/s with a ${SOAK_TTL}s TTL; data.mdb size over time:"
+    echo
+    echo "| seconds | data.mdb bytes |"
+    echo "|---:|---:|"
+    for r in "${soak_lines[@]}"; do echo "| ${r//|/ | } |"; done
+  fi
 } >"$OUT/report.md"
 {
   echo "["

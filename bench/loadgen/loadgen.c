@@ -69,7 +69,8 @@ struct opts {
     unsigned connections;
     unsigned streams; /* gRPC: requests in flight per connection */
     const char *json_out;
-    double late_after_s; /* 0 = off */
+    double late_after_s;  /* 0 = off */
+    uint64_t total_spans; /* stop after sending this many (0 = run for the duration) */
     bool quiet;
     struct lg_shape shape;
 };
@@ -122,7 +123,8 @@ static bool send_one(struct run *r, struct lg_conn *c, uint64_t intended)
             return false;
         }
     }
-    lg_stamp(t, r->o.shape.json, r->seq, r->scratch);
+    uint64_t now = lg_wall_ns();
+    lg_stamp(t, r->o.shape.json, r->seq, now > t->base_ns ? now - t->base_ns : 0, r->scratch);
     if (r->tr->send(c, r->scratch, t->len, intended) != 0) {
         return false;
     }
@@ -143,6 +145,9 @@ static void pump(struct run *r)
     for (unsigned k = 0; k < r->o.connections; k++) {
         struct lg_conn *c = r->conns[k];
         while (r->tr->inflight(c) < r->tr->capacity(c)) {
+            if (r->o.total_spans && r->sent_spans >= r->o.total_spans) {
+                return;
+            }
             uint64_t intended;
             if (r->o.rate > 0) {
                 if (r->issued >= r->due) {
@@ -182,6 +187,11 @@ static void on_done(struct lg_conn *c, const struct lg_answer *a, void *arg)
         }
         if (now > a->intended_ns) {
             histo_add(&r->lat, (now - a->intended_ns) / 1000);
+        }
+        if (r->o.total_spans && r->sent_spans >= r->o.total_spans && r->answered == r->sent_req) {
+            r->stopping = true;
+            uv_stop(r->loop); /* everything sent has been answered */
+            return;
         }
     }
     pump(r);
@@ -315,6 +325,8 @@ static void usage(FILE *f)
                "      --templates N          distinct payloads (default 16)\n"
                "      --late-after S         send half of one extra trace at start and the rest "
                "S seconds later\n"
+               "      --total-spans N        stop once N spans are sent and answered (the "
+               "duration is then a limit)\n"
                "      --json FILE            write the results as JSON too\n"
                "  -q, --quiet                no per-second lines\n");
 }
@@ -338,7 +350,8 @@ static int parse(int argc, char **argv, struct opts *o)
         O_SLOW_MS,
         O_TEMPLATES,
         O_LATE,
-        O_JSON
+        O_JSON,
+        O_TOTAL
     };
     static const struct option lo[] = {
         {"endpoint", required_argument, 0, 'e'},
@@ -365,6 +378,7 @@ static int parse(int argc, char **argv, struct opts *o)
         {"templates", required_argument, 0, O_TEMPLATES},
         {"late-after", required_argument, 0, O_LATE},
         {"json", required_argument, 0, O_JSON},
+        {"total-spans", required_argument, 0, O_TOTAL},
         {0, 0, 0, 0},
     };
     int ch;
@@ -460,6 +474,13 @@ static int parse(int argc, char **argv, struct opts *o)
     }
     o->shape.json = strcmp(o->protocol, "http/json") == 0;
     return 0;
+}
+
+uint64_t lg_wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 uint64_t lg_now_ns(void)

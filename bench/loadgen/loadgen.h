@@ -40,6 +40,9 @@ struct lg_template {
     size_t spans;
     size_t *id_off; /**< byte offsets of every trace id occurrence */
     size_t n_id_off;
+    size_t *ts_off; /**< byte offsets of every timestamp (fixed64, or 19 decimal digits) */
+    size_t n_ts_off;
+    uint64_t base_ns; /**< wall clock the timestamps were generated against */
 };
 
 /**
@@ -49,10 +52,12 @@ struct lg_template {
 int lg_gen_templates(const struct lg_shape *shape, struct lg_template **out, size_t *n);
 
 /**
- * Copy template @p t into @p dst (t->len bytes) and stamp @p seq into the first 4 bytes of
- * every trace id, so each request carries traces never seen before.
+ * Copy template @p t into @p dst (t->len bytes), stamp @p seq into the first 4 bytes of
+ * every trace id, so each request carries traces never seen before, and move every timestamp
+ * forward by @p shift_ns, so spans are dated when they are sent (retention sees real ages).
  */
-void lg_stamp(const struct lg_template *t, bool json, uint32_t seq, uint8_t *dst);
+void lg_stamp(const struct lg_template *t, bool json, uint32_t seq, uint64_t shift_ns,
+              uint8_t *dst);
 
 /**
  * Build one request holding the first or second half of a single trace (the late-span
@@ -100,5 +105,8 @@ void lg_grpc_set_streams(struct lg_conn *c, unsigned n);
 
 /** Monotonic nanoseconds. */
 uint64_t lg_now_ns(void);
+
+/** Wall-clock nanoseconds since the Unix epoch. */
+uint64_t lg_wall_ns(void);
 
 #endif

@@ -111,19 +111,75 @@ static th_otlp_kv_t *kv_str(th_arena_t *a, const char *key, char *val)
     return kv;
 }
 
-/* Attribute i of a span: the types rotate string, int, double, bool as real spans mix them. */
-static th_otlp_kv_t *span_attr(th_arena_t *a, struct rng *r, const struct lg_shape *sh, unsigned i)
+static th_otlp_kv_t *kv_int(th_arena_t *a, const char *key, int64_t v)
 {
-    char *key;
-    if (i < N_KEYS) {
-        key = (char *)keys[i];
-    } else {
-        key = th_arena_alloc(a, 24);
-        if (!key) {
+    th_otlp_kv_t *kv = kv_new(a, key);
+    if (kv) {
+        kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+        kv->value->int_value = v;
+    }
+    return kv;
+}
+
+static const char *pick(struct rng *r, const char *const *v, unsigned n)
+{
+    return v[rndn(r, n)];
+}
+
+/* Attribute i of a span. The first ones are the semantic conventions' usual suspects with
+ * their usual cardinality (a few methods and status codes, one route per operation), so
+ * searches by attribute find realistic result sets; past those the types rotate string,
+ * int, double, bool as application attributes mix them. */
+static th_otlp_kv_t *span_attr(th_arena_t *a, struct rng *r, const struct lg_shape *sh, unsigned i,
+                               const char *op)
+{
+    static const char *const methods[] = {"GET", "GET", "GET", "POST", "PUT", "DELETE"};
+    static const int64_t codes[] = {200, 200, 200, 200, 201, 204, 404, 500};
+    static const char *const dbs[] = {"postgresql", "redis", "mysql"};
+    static const char *const dbops[] = {"SELECT", "INSERT", "UPDATE"};
+    char *text;
+    switch (i) {
+    case 0:
+        return kv_str(a, keys[0], (char *)pick(r, methods, 6));
+    case 1:
+        return kv_str(a, keys[1], (char *)op);
+    case 2:
+        return kv_int(a, keys[2], codes[rndn(r, 8)]);
+    case 4:
+        text = th_arena_alloc(a, 16);
+        if (!text) {
             return NULL;
         }
-        snprintf(key, 24, "app.attr_%u", i);
+        snprintf(text, 16, "host-%02u", rndn(r, 20));
+        return kv_str(a, keys[4], text);
+    case 5:
+        return kv_str(a, keys[5], (char *)pick(r, dbs, 3));
+    case 6:
+        return kv_str(a, keys[6], (char *)pick(r, dbops, 3));
+    case 8:
+        return kv_int(a, keys[8], 1024 + rndn(r, 60000));
+    case 9:
+        return kv_str(a, keys[9], "kafka");
+    case 11:
+        text = th_arena_alloc(a, 16);
+        if (!text) {
+            return NULL;
+        }
+        snprintf(text, 16, "worker-%u", rndn(r, 16));
+        return kv_str(a, keys[11], text);
+    case 3:
+    case 7:
+    case 10:
+        text = rnd_text(a, r, sh->attr_size);
+        return text ? kv_str(a, keys[i], text) : NULL;
+    default:
+        break;
     }
+    char *key = th_arena_alloc(a, 24);
+    if (!key) {
+        return NULL;
+    }
+    snprintf(key, 24, "app.attr_%u", i);
     th_otlp_kv_t *kv = kv_new(a, key);
     if (!kv) {
         return NULL;
@@ -221,7 +277,7 @@ static int gen_trace(th_arena_t *a, struct rng *r, const struct lg_shape *sh, ui
             return -1;
         }
         for (unsigned k = 0; k < sh->attrs; k++) {
-            s->attributes[k] = span_attr(a, r, sh, k);
+            s->attributes[k] = span_attr(a, r, sh, k, s->name);
             if (!s->attributes[k]) {
                 return -1;
             }
@@ -390,6 +446,71 @@ static int find_ids(struct lg_template *t, bool json, const uint8_t (*ids)[16], 
     return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Record where every distinct timestamp of the template's spans and events sits in the body:
+ * as a little-endian fixed64 in protobuf, as a quoted decimal string in JSON. */
+static int find_times(struct lg_template *t, bool json, const struct gspan *spans, size_t n)
+{
+    uint64_t *v = malloc(sizeof(*v) * (n * 3 + 1));
+    size_t nv = 0, cap = 64;
+    t->ts_off = malloc(cap * sizeof(size_t));
+    if (!v || !t->ts_off) {
+        free(v);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const th_otlp_span_t *s = spans[i].span;
+        v[nv++] = s->start_time_unix_nano;
+        v[nv++] = s->end_time_unix_nano;
+        if (s->n_events) {
+            v[nv++] = s->events[0]->time_unix_nano;
+        }
+    }
+    qsort(v, nv, sizeof(*v), cmp_u64);
+    for (size_t i = 0; i < nv; i++) {
+        if (i > 0 && v[i] == v[i - 1]) {
+            continue; /* one search finds every occurrence of a value */
+        }
+        uint8_t needle[24];
+        size_t nlen, skip = 0;
+        if (json) {
+            nlen = (size_t)snprintf((char *)needle, sizeof(needle), "\"%llu\"",
+                                    (unsigned long long)v[i]);
+            skip = 1;
+        } else {
+            for (int b = 0; b < 8; b++) {
+                needle[b] = (uint8_t)(v[i] >> (8 * b));
+            }
+            nlen = 8;
+        }
+        const uint8_t *p = t->body, *end = t->body + t->len;
+        while (p < end) {
+            const uint8_t *hit = memmem(p, (size_t)(end - p), needle, nlen);
+            if (!hit) {
+                break;
+            }
+            if (t->n_ts_off == cap) {
+                cap *= 2;
+                size_t *nv2 = realloc(t->ts_off, cap * sizeof(size_t));
+                if (!nv2) {
+                    free(v);
+                    return -1;
+                }
+                t->ts_off = nv2;
+            }
+            t->ts_off[t->n_ts_off++] = (size_t)(hit - t->body) + skip;
+            p = hit + nlen;
+        }
+    }
+    free(v);
+    return 0;
+}
+
 static uint64_t now_unix_ns(void)
 {
     struct timespec ts;
@@ -433,9 +554,11 @@ int lg_gen_templates(const struct lg_shape *sh, struct lg_template **out, size_t
             goto fail;
         }
         t[k].spans = (size_t)traces * per_trace;
-        if (find_ids(&t[k], sh->json, (const uint8_t(*)[16])ids, traces) != 0) {
+        if (find_ids(&t[k], sh->json, (const uint8_t(*)[16])ids, traces) != 0 ||
+            find_times(&t[k], sh->json, spans, (size_t)traces * per_trace) != 0) {
             goto fail;
         }
+        t[k].base_ns = base + 60ull * 1000000000u;
     }
     free(spans);
     free(ids);
@@ -450,7 +573,7 @@ fail:
     return -1;
 }
 
-void lg_stamp(const struct lg_template *t, bool json, uint32_t seq, uint8_t *dst)
+void lg_stamp(const struct lg_template *t, bool json, uint32_t seq, uint64_t shift_ns, uint8_t *dst)
 {
     static const char hx[] = "0123456789abcdef";
     memcpy(dst, t->body, t->len);
@@ -465,6 +588,33 @@ void lg_stamp(const struct lg_template *t, bool json, uint32_t seq, uint8_t *dst
             }
         } else {
             memcpy(p, be, 4);
+        }
+    }
+    if (shift_ns == 0) {
+        return;
+    }
+    for (size_t i = 0; i < t->n_ts_off; i++) {
+        uint8_t *p = dst + t->ts_off[i];
+        if (json) {
+            /* 19 digits until the year 2286: the width never changes */
+            uint64_t v = 0;
+            for (int d = 0; d < 19; d++) {
+                v = v * 10 + (uint64_t)(p[d] - '0');
+            }
+            v += shift_ns;
+            for (int d = 18; d >= 0; d--) {
+                p[d] = (uint8_t)('0' + v % 10);
+                v /= 10;
+            }
+        } else {
+            uint64_t v = 0;
+            for (int b = 7; b >= 0; b--) {
+                v = v << 8 | p[b];
+            }
+            v += shift_ns;
+            for (int b = 0; b < 8; b++) {
+                p[b] = (uint8_t)(v >> (8 * b));
+            }
         }
     }
 }
@@ -510,6 +660,7 @@ void lg_templates_free(struct lg_template *t, size_t n)
     for (size_t i = 0; i < n; i++) {
         th_free(t[i].body);
         free(t[i].id_off);
+        free(t[i].ts_off);
     }
     free(t);
 }
