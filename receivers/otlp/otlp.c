@@ -1,16 +1,17 @@
 /*
  * The otlp receiver component: the ops table, and the lifecycle glue between the collector
  * and the protocol servers. Config parsing lives in otlp_config.c, the HTTP server in
- * otlp_http.c; gRPC is declared in the config so Collector files load, and is served in a
- * later release.
+ * otlp_http.c, the gRPC server in otlp_grpc.c; both run on the host's loop.
  */
 #include "th/log.h"
 #include "receivers/otlp/otlp.h"
+#include "receivers/otlp/otlp_grpc.h"
 #include "receivers/otlp/otlp_http.h"
 
 struct otlp_receiver {
     struct th_component base; /* first, as the core requires */
     th_otlp_http_server_t *http;
+    th_otlp_grpc_server_t *grpc;
 };
 
 static int otlp_init(struct th_component *c, const void *cfg_, struct th_consumer *next)
@@ -27,14 +28,18 @@ static int otlp_init(struct th_component *c, const void *cfg_, struct th_consume
         return TH_EINVAL;
     }
     if (cfg->protocols.grpc_enabled) {
-        /* Not an error: the default config enables both protocols. */
-        th_log_warn(c,
-                    "protocols::grpc is configured (%s) but the gRPC protocol is not served yet; "
-                    "senders must use OTLP/HTTP",
-                    cfg->protocols.grpc.endpoint ? cfg->protocols.grpc.endpoint : "");
+        int ret = th_otlp_grpc_server_create(&cfg->protocols.grpc, next, c, &r->grpc);
+        if (ret != 0) {
+            return ret;
+        }
     }
     if (cfg->protocols.http_enabled) {
-        return th_otlp_http_server_create(&cfg->protocols.http, next, c, &r->http);
+        int ret = th_otlp_http_server_create(&cfg->protocols.http, next, c, &r->http);
+        if (ret != 0) {
+            th_otlp_grpc_server_destroy(r->grpc);
+            r->grpc = NULL;
+            return ret;
+        }
     }
     return 0;
 }
@@ -42,8 +47,18 @@ static int otlp_init(struct th_component *c, const void *cfg_, struct th_consume
 static int otlp_start(struct th_component *c, struct th_host *host)
 {
     struct otlp_receiver *r = (struct otlp_receiver *)c;
+    if (r->grpc) {
+        int ret = th_otlp_grpc_server_start(r->grpc, host->loop);
+        if (ret != 0) {
+            return ret;
+        }
+    }
     if (r->http) {
-        return th_otlp_http_server_start(r->http, host->loop);
+        int ret = th_otlp_http_server_start(r->http, host->loop);
+        if (ret != 0) {
+            th_otlp_grpc_server_shutdown(r->grpc);
+            return ret;
+        }
     }
     return 0;
 }
@@ -51,6 +66,7 @@ static int otlp_start(struct th_component *c, struct th_host *host)
 static int otlp_shutdown(struct th_component *c)
 {
     struct otlp_receiver *r = (struct otlp_receiver *)c;
+    th_otlp_grpc_server_shutdown(r->grpc);
     return th_otlp_http_server_shutdown(r->http);
 }
 
@@ -59,6 +75,8 @@ static void otlp_destroy(struct th_component *c)
     struct otlp_receiver *r = (struct otlp_receiver *)c;
     th_otlp_http_server_destroy(r->http);
     r->http = NULL;
+    th_otlp_grpc_server_destroy(r->grpc);
+    r->grpc = NULL;
 }
 
 int th_otlp_receiver_http_port(const struct th_component *c)
@@ -67,13 +85,20 @@ int th_otlp_receiver_http_port(const struct th_component *c)
     return r->http ? th_otlp_http_bound_port(r->http) : -1;
 }
 
+int th_otlp_receiver_grpc_port(const struct th_component *c)
+{
+    const struct otlp_receiver *r = (const struct otlp_receiver *)c;
+    return r->grpc ? th_otlp_grpc_bound_port(r->grpc) : -1;
+}
+
 const struct th_component_ops th_receiver_otlp_ops = {
     .abi = TH_COMPONENT_ABI,
     .kind = TH_KIND_RECEIVER,
     .type = "otlp",
     .signals = TH_SIGNAL_TRACES,
     .stability = TH_STABILITY_BETA,
-    .description = "Receives traces over OTLP/HTTP (protobuf and JSON; gzip, zlib, zstd)",
+    .description =
+        "Receives traces over OTLP/gRPC and OTLP/HTTP (protobuf and JSON; gzip, zlib, zstd)",
     .config_size = sizeof(struct th_otlp_cfg),
     .config = th_otlp_config_fields,
     .config_check = th_otlp_config_check,

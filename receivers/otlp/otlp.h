@@ -8,7 +8,7 @@
 #include "th/component.h"
 #include "receivers/otlp/otlp_config.h"
 
-/** The `otlp` receiver (OTLP/HTTP served; OTLP/gRPC declared, served in a later release). */
+/** The `otlp` receiver (OTLP/gRPC and OTLP/HTTP). */
 extern const struct th_component_ops th_receiver_otlp_ops;
 
 /**
@@ -18,5 +18,12 @@ extern const struct th_component_ops th_receiver_otlp_ops;
  *         the instance is not started.
  */
 int th_otlp_receiver_http_port(const struct th_component *c);
+
+/**
+ * The TCP port the OTLP/gRPC server of an otlp receiver instance listens on.
+ * @param[in] c an instance made from th_receiver_otlp_ops.
+ * @return the port, or -1 when gRPC is disabled or the instance is not started.
+ */
+int th_otlp_receiver_grpc_port(const struct th_component *c);
 
 #endif

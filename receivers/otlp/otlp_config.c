@@ -227,6 +227,65 @@ static const struct th_cfg_field http_fields[] = {
     {.name = NULL},
 };
 
+#define SP_OFF(f) offsetof(struct th_otlp_grpc_server_params, f)
+
+static const struct th_cfg_field server_params_fields[] = {
+    {.name = "max_connection_idle",
+     .type = TH_CFG_DURATION,
+     .def = "0s",
+     .offset = SP_OFF(max_connection_idle),
+     .desc = "GOAWAY to a connection without calls for this long (0: 5m)"},
+    {.name = "max_connection_age",
+     .type = TH_CFG_DURATION,
+     .def = "0s",
+     .offset = SP_OFF(max_connection_age),
+     .desc = "GOAWAY to a connection this old (0: never)"},
+    {.name = "max_connection_age_grace",
+     .type = TH_CFG_DURATION,
+     .def = "0s",
+     .offset = SP_OFF(max_connection_age_grace),
+     .desc = "then close it after this long (0: 30s)"},
+    {.name = "time",
+     .type = TH_CFG_DURATION,
+     .def = "0s",
+     .offset = SP_OFF(time),
+     .desc = "PING a client that sent nothing for this long (0: 2h)"},
+    {.name = "timeout",
+     .type = TH_CFG_DURATION,
+     .def = "0s",
+     .offset = SP_OFF(timeout),
+     .desc = "close the connection when that PING is not answered in time (0: 20s)"},
+    {.name = NULL},
+};
+
+static const struct th_cfg_field enforcement_fields[] = {
+    {.name = "min_time",
+     .type = TH_CFG_DURATION,
+     .def = "0s",
+     .offset = offsetof(struct th_otlp_grpc_enforcement, min_time),
+     .desc = "shortest interval between client keepalive pings (accepted, not enforced)"},
+    {.name = "permit_without_stream",
+     .type = TH_CFG_BOOL,
+     .def = "false",
+     .offset = offsetof(struct th_otlp_grpc_enforcement, permit_without_stream),
+     .desc = "allow client pings without calls (accepted, not enforced)"},
+    {.name = NULL},
+};
+
+static const struct th_cfg_field keepalive_fields[] = {
+    {.name = "server_parameters",
+     .type = TH_CFG_SECTION,
+     .offset = offsetof(struct th_otlp_grpc_keepalive_cfg, server_parameters),
+     .sub = server_params_fields,
+     .desc = "idle, age and ping settings of the server"},
+    {.name = "enforcement_policy",
+     .type = TH_CFG_SECTION,
+     .offset = offsetof(struct th_otlp_grpc_keepalive_cfg, enforcement_policy),
+     .sub = enforcement_fields,
+     .desc = "what the server accepts from client keepalive pings"},
+    {.name = NULL},
+};
+
 #define GRPC_OFF(f) offsetof(struct th_otlp_grpc_cfg, f)
 
 static const struct th_cfg_field grpc_fields[] = {
@@ -246,54 +305,55 @@ static const struct th_cfg_field grpc_fields[] = {
      .offset = GRPC_OFF(tls),
      .aux = GRPC_OFF(tls_enabled),
      .sub = tls_fields,
-     .desc = "TLS for the gRPC server"},
+     .desc = "TLS for the gRPC server (not supported yet: setting it is an error)"},
     {.name = "max_recv_msg_size_mib",
      .type = TH_CFG_INT,
      .def = "0",
      .offset = GRPC_OFF(max_recv_msg_size_mib),
      .min = 0,
      .max = 1e6,
-     .desc = "largest message in MiB (0: 4 MiB)"},
+     .desc = "largest message in MiB, before and after decompression (0: 4 MiB)"},
     {.name = "max_concurrent_streams",
      .type = TH_CFG_INT,
      .def = "0",
      .offset = GRPC_OFF(max_concurrent_streams),
      .min = 0,
      .max = 4294967295.0,
-     .desc = "most concurrent streams per connection (0: unlimited)"},
+     .desc = "most concurrent streams per connection (0: 100)"},
     {.name = "read_buffer_size",
      .type = TH_CFG_INT,
      .def = "524288",
      .offset = GRPC_OFF(read_buffer_size),
      .min = 0,
      .max = 1e10,
-     .desc = "read buffer size per connection in bytes"},
+     .desc = "bytes read from a socket at a time"},
     {.name = "write_buffer_size",
      .type = TH_CFG_INT,
      .def = "0",
      .offset = GRPC_OFF(write_buffer_size),
      .min = 0,
      .max = 1e10,
-     .desc = "write buffer size per connection in bytes (0: the default)"},
+     .desc = "bytes queued to a connection before reading from it pauses (0: 256 KiB)"},
     {.name = "keepalive",
-     .type = TH_CFG_NODE,
+     .type = TH_CFG_SECTION,
      .offset = GRPC_OFF(keepalive),
+     .sub = keepalive_fields,
      .desc = "server_parameters and enforcement_policy for HTTP/2 keepalive"},
     {.name = "auth",
      .type = TH_CFG_OPTIONAL,
      .offset = GRPC_OFF(auth),
      .aux = GRPC_OFF(auth_enabled),
      .sub = auth_fields,
-     .desc = "server authentication"},
+     .desc = "server authentication (not supported yet: setting it is an error)"},
     {.name = "include_metadata",
      .type = TH_CFG_BOOL,
      .def = "false",
      .offset = GRPC_OFF(include_metadata),
-     .desc = "pass gRPC metadata downstream as client metadata"},
+     .desc = "pass gRPC metadata downstream as client metadata (accepted, no effect yet)"},
     {.name = "middlewares",
      .type = TH_CFG_NODE,
      .offset = GRPC_OFF(middlewares),
-     .desc = "gRPC middleware extensions"},
+     .desc = "gRPC middleware extensions (not supported yet: setting them is an error)"},
     {.name = NULL},
 };
 
@@ -303,7 +363,7 @@ static const struct th_cfg_field protocols_fields[] = {
      .offset = offsetof(struct th_otlp_protocols_cfg, grpc),
      .aux = offsetof(struct th_otlp_protocols_cfg, grpc_enabled),
      .sub = grpc_fields,
-     .desc = "OTLP/gRPC (present, even empty, enables it; not served yet: a warning says so)"},
+     .desc = "OTLP/gRPC (present, even empty, enables it)"},
     {.name = "http",
      .type = TH_CFG_OPTIONAL,
      .offset = offsetof(struct th_otlp_protocols_cfg, http),
@@ -337,6 +397,14 @@ void th_otlp_http_cfg_default(struct th_otlp_http_cfg *out)
     out->max_spans_per_request = 1000000;
     out->max_attributes_per_item = 16384;
     out->max_string_length = (int64_t)4 * 1024 * 1024;
+}
+
+void th_otlp_grpc_cfg_default(struct th_otlp_grpc_cfg *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->endpoint = TH_OTLP_GRPC_DEFAULT_ENDPOINT;
+    out->transport = "tcp";
+    out->read_buffer_size = 524288;
 }
 
 int th_otlp_endpoint_split(const char *endpoint, char *host, size_t hostlen, int *port)
@@ -435,12 +503,46 @@ int th_otlp_http_cfg_check(const struct th_otlp_http_cfg *http, const char **err
     return 0;
 }
 
+int th_otlp_grpc_cfg_check(const struct th_otlp_grpc_cfg *grpc, const char **err)
+{
+    char host[256];
+    int port;
+    if (grpc->tls_enabled) {
+        *err = "protocols::grpc::tls: TLS on the OTLP/gRPC receiver is not supported yet; "
+               "terminate TLS in front of Tracehouse or remove the key";
+        return TH_ECONFIG;
+    }
+    if (grpc->auth_enabled) {
+        *err = "protocols::grpc::auth: server authentication is not supported yet";
+        return TH_ECONFIG;
+    }
+    if (node_set(grpc->middlewares)) {
+        *err = "protocols::grpc::middlewares: gRPC middlewares are not supported yet";
+        return TH_ECONFIG;
+    }
+    if (grpc->transport && !strcmp(grpc->transport, "unix")) {
+        *err = "protocols::grpc::transport: unix sockets are not supported yet";
+        return TH_ECONFIG;
+    }
+    if (th_otlp_endpoint_split(grpc->endpoint, host, sizeof(host), &port) != 0) {
+        *err = "protocols::grpc::endpoint: expected host:port, [ipv6]:port or :port";
+        return TH_ECONFIG;
+    }
+    return 0;
+}
+
 int th_otlp_config_check(const void *cfg_, const char **err)
 {
     const struct th_otlp_cfg *cfg = cfg_;
     if (!cfg->protocols.grpc_enabled && !cfg->protocols.http_enabled) {
         *err = "must specify at least one protocol when using the OTLP receiver";
         return TH_ECONFIG;
+    }
+    if (cfg->protocols.grpc_enabled) {
+        int ret = th_otlp_grpc_cfg_check(&cfg->protocols.grpc, err);
+        if (ret != 0) {
+            return ret;
+        }
     }
     if (cfg->protocols.http_enabled) {
         return th_otlp_http_cfg_check(&cfg->protocols.http, err);

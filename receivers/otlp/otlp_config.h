@@ -86,20 +86,44 @@ struct th_otlp_http_cfg {
     int64_t max_string_length; /**< bytes */
 };
 
-/** protocols::grpc. Declared so Collector configs parse; the gRPC server comes later. */
+/** protocols::grpc::keepalive::server_parameters (grpc-go keepalive.ServerParameters). */
+struct th_otlp_grpc_server_params {
+    int64_t max_connection_idle;      /**< ns; a connection without calls this long gets
+                                           GOAWAY; 0: Tracehouse default (5 min) */
+    int64_t max_connection_age;       /**< ns; GOAWAY after this long; 0: never */
+    int64_t max_connection_age_grace; /**< ns; then closed after this long; 0: 30 s */
+    int64_t time;                     /**< ns; PING a client silent this long; 0: 2 h */
+    int64_t timeout;                  /**< ns; close when that PING is not answered; 0: 20 s */
+};
+
+/** protocols::grpc::keepalive::enforcement_policy. Accepted; pings are answered by nghttp2
+ *  (which bounds a flood of them), the policy is not enforced. */
+struct th_otlp_grpc_enforcement {
+    int64_t min_time; /**< ns */
+    bool permit_without_stream;
+};
+
+/** protocols::grpc::keepalive. */
+struct th_otlp_grpc_keepalive_cfg {
+    struct th_otlp_grpc_server_params server_parameters;
+    struct th_otlp_grpc_enforcement enforcement_policy;
+};
+
+/** protocols::grpc: OTLP/gRPC over HTTP/2 with prior knowledge (h2c). */
 struct th_otlp_grpc_cfg {
     const char *endpoint;
-    const char *transport;
-    bool tls_enabled;
+    const char *transport; /**< tcp (unix is not supported yet) */
+    bool tls_enabled;      /**< not supported yet: a config error */
     struct th_otlp_tls_cfg tls;
-    int64_t max_recv_msg_size_mib;
-    int64_t max_concurrent_streams;
-    int64_t read_buffer_size;
-    int64_t write_buffer_size;
-    const th_node_t *keepalive;
-    bool auth_enabled;
+    int64_t max_recv_msg_size_mib;  /**< before and after decompression; 0: 4 MiB */
+    int64_t max_concurrent_streams; /**< per connection; 0: 100 */
+    int64_t read_buffer_size;       /**< bytes per socket read */
+    int64_t write_buffer_size;      /**< bytes queued to a connection before reading pauses;
+                                         0: 256 KiB */
+    struct th_otlp_grpc_keepalive_cfg keepalive;
+    bool auth_enabled; /**< not supported yet: a config error */
     struct th_otlp_auth_cfg auth;
-    bool include_metadata;
+    bool include_metadata; /**< accepted, no effect yet (a warning says so) */
     const th_node_t *middlewares;
 };
 
@@ -124,6 +148,19 @@ extern const struct th_cfg_field th_otlp_config_fields[];
  * @param[out] out the config; strings point to static storage.
  */
 void th_otlp_http_cfg_default(struct th_otlp_http_cfg *out);
+
+/**
+ * Fill a gRPC config with the defaults of the table, without YAML.
+ * @param[out] out the config; strings point to static storage.
+ */
+void th_otlp_grpc_cfg_default(struct th_otlp_grpc_cfg *out);
+
+/**
+ * The checks for the gRPC protocol alone: no TLS, auth or middlewares (not supported yet),
+ * tcp transport, a parsable endpoint.
+ * @return 0 or TH_ECONFIG with *err set to a static message.
+ */
+int th_otlp_grpc_cfg_check(const struct th_otlp_grpc_cfg *grpc, const char **err);
 
 /**
  * The cross-field rules of the receiver config: at least one protocol, no TLS, auth or
