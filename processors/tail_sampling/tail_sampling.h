@@ -118,10 +118,64 @@ struct th_tail_sampling_cfg {
     } decision_cache;
     int64_t max_buffer_bytes;      /**< Tracehouse: cap on the bytes of buffered batches */
     const char *sampling_strategy; /**< trace-complete (span-ingest refused for now) */
+    const char *tail_storage;      /**< the Collector's extension id; must be "" (refused) */
     const th_node_t *policies;     /**< decoded by th_ts_policies_create */
 };
 
 extern const struct th_cfg_field th_tail_sampling_config_fields[];
 int th_tail_sampling_config_check(const void *cfg, const char **err);
+
+/* ---- The component ------------------------------------------------------------------- */
+
+/** The ops table registered as processor "tail_sampling" (tail_sampling.c). */
+extern const struct th_component_ops th_processor_tail_sampling_ops;
+
+/**
+ * Counters of one tail_sampling instance, with the meanings of the Collector's
+ * otelcol_processor_tail_sampling_* metrics (otelcol-config.md §13.7) where one exists.
+ */
+struct th_tail_sampling_stats {
+    /* global_count_traces_sampled, by decision */
+    uint64_t traces_sampled;     /**< decision "sampled" */
+    uint64_t traces_not_sampled; /**< decision "not_sampled" */
+    uint64_t traces_dropped;     /**< decision "dropped" (a drop policy matched) */
+    uint64_t spans_sampled;      /**< spans of sampled traces handed downstream */
+    uint64_t spans_not_sampled;  /**< spans of not-sampled or dropped traces released */
+
+    uint64_t traces_on_memory;           /**< gauge: traces buffered, waiting for a decision */
+    uint64_t buffer_bytes;               /**< gauge: bytes of batches held (pending + retry) */
+    uint64_t new_trace_id_received;      /**< traces seen for the first time */
+    uint64_t trace_dropped_too_early;    /**< traces lost before a decision (spans dropped) */
+    uint64_t traces_decided_early;       /**< decided before decision_wait: num_traces or
+                                              max_buffer_bytes reached (the Collector drops
+                                              these; Tracehouse decides them with what it has) */
+    uint64_t traces_dropped_too_large;   /**< decided not sampled at maximum_trace_size_bytes */
+    uint64_t late_spans;                 /**< spans that arrived after their trace's decision */
+    uint64_t early_releases_sampled;     /**< late spans forwarded from the decision cache */
+    uint64_t early_releases_not_sampled; /**< late spans dropped from the decision cache */
+    uint64_t policy_evaluation_errors;   /**< sum of the policies' evaluation errors */
+
+    uint64_t decisions;               /**< traces decided */
+    uint64_t decision_latency_ns;     /**< sum over decisions of (decision - first span) */
+    uint64_t decision_latency_max_ns; /**< the largest of those */
+    uint64_t ticks;                   /**< timer ticks that decided at least one trace */
+
+    uint64_t batches_refused; /**< batches refused with TH_ERETRY (backpressure) */
+    uint64_t outputs_sent;    /**< output batches the next consumer took */
+    uint64_t outputs_refused; /**< refusals by the next consumer (each retried later) */
+    uint64_t spans_failed;    /**< sampled spans lost: permanent refusal, or still refused
+                                   at shutdown (each loss is logged) */
+
+    const struct th_ts_policy_stats *policies; /**< per policy, in config order */
+    size_t n_policies;
+};
+
+/**
+ * The counters of a tail_sampling instance, for the metrics endpoint.
+ * @param[in] c an instance of th_processor_tail_sampling_ops.
+ * @return the counters, updated in place; valid until the instance is destroyed.
+ * @note Read them on the loop thread the instance runs on (they are plain integers).
+ */
+const struct th_tail_sampling_stats *th_tail_sampling_stats(const struct th_component *c);
 
 #endif

@@ -574,11 +574,21 @@ static int build_status(struct bctx *c, struct th__ts_policy *p, const struct st
     return 0;
 }
 
+/* A key path for messages: @p base then @p suffix. A path too long for the buffer is cut
+ * short, which only shortens a message, so the truncation is deliberate. */
+static void key_path(char *dst, size_t n, const char *base, const char *suffix)
+{
+    int w = snprintf(dst, n, "%s%s", base, suffix);
+    if (w < 0 || (size_t)w >= n) {
+        dst[n - 1] = 0;
+    }
+}
+
 static int build_composite(struct bctx *c, struct th__ts_policy *p, const struct composite_cfg *cfg,
                            const char *spath)
 {
     char lpath[512];
-    snprintf(lpath, sizeof(lpath), "%s::composite_sub_policy", spath);
+    key_path(lpath, sizeof(lpath), spath, "::composite_sub_policy");
     struct th__ts_policy **subs;
     size_t n;
     int ret = build_list(c, cfg->subs, lpath, LVL_COMPOSITE_SUB, &subs, &n);
@@ -598,7 +608,9 @@ static int build_composite(struct bctx *c, struct th__ts_policy *p, const struct
     }
     for (size_t i = 0; i < n_ra; i++) {
         char apath[512];
-        snprintf(apath, sizeof(apath), "%s::rate_allocation[%zu]", spath, i);
+        char sub[40];
+        snprintf(sub, sizeof(sub), "::rate_allocation[%zu]", i);
+        key_path(apath, sizeof(apath), spath, sub);
         ret = th_cfg_decode(alloc_fields, ra->items[i], &allocs[i], c->a, apath, c->err, c->errlen);
         if (ret != 0) {
             return ret;
@@ -790,8 +802,7 @@ static int build_typed(struct bctx *c, struct th__ts_policy *p, const struct pty
             return ret;
         }
         char lpath[512];
-        snprintf(lpath, sizeof(lpath), "%s::%s", spath,
-                 is_and ? "and_sub_policy" : "drop_sub_policy");
+        key_path(lpath, sizeof(lpath), spath, is_and ? "::and_sub_policy" : "::drop_sub_policy");
         return build_list(c, cfg.subs, lpath, LVL_SUB, &p->u.list.subs, &p->u.list.n);
     }
     case TH__TS_NOT: {
@@ -801,7 +812,7 @@ static int build_typed(struct bctx *c, struct th__ts_policy *p, const struct pty
             return ret;
         }
         char lpath[512];
-        snprintf(lpath, sizeof(lpath), "%s::not_sub_policy", spath);
+        key_path(lpath, sizeof(lpath), spath, "::not_sub_policy");
         if (!cfg.subs || cfg.subs->kind != TH_NODE_MAP) {
             snprintf(c->err, c->errlen, "%s: expected one policy (a map), got %s", lpath,
                      !cfg.subs || cfg.subs->kind == TH_NODE_NULL ? "nothing"

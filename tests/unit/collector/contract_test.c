@@ -83,12 +83,24 @@ static void *component_cfg(const struct th_component_ops *o, th_arena_t *a)
     } else if (o->kind == TH_KIND_PROCESSOR && !strcmp(o->type, "attributes")) {
         /* actions are required (the Collector's default config is invalid too). */
         snprintf(yaml, sizeof(yaml), "actions:\n  - {key: k, action: delete}\n");
+    } else if (o->kind == TH_KIND_EXPORTER && !strcmp(o->type, "otlp_http")) {
+        /* an endpoint is required; nothing listens on port 1 (nothing is sent here) */
+        snprintf(yaml, sizeof(yaml), "endpoint: http://127.0.0.1:1\n");
+    } else if (o->kind == TH_KIND_EXPORTER && !strcmp(o->type, "otlp_grpc")) {
+        /* an endpoint is required; nothing listens on port 1 (nothing is sent here) */
+        snprintf(yaml, sizeof(yaml), "endpoint: 127.0.0.1:1\ntls: {insecure: true}\n");
+    } else if (o->kind == TH_KIND_PROCESSOR && !strcmp(o->type, "tail_sampling")) {
+        /* policies are required (the Collector's default config is invalid too). */
+        snprintf(yaml, sizeof(yaml), "policies:\n  - {name: all, type: always_sample}\n");
     } else if (o->kind == TH_KIND_EXPORTER && !strcmp(o->type, "jaeger_storage_exporter")) {
         snprintf(yaml, sizeof(yaml), "trace_storage: contract\n");
     } else if (o->kind == TH_KIND_EXTENSION && !strcmp(o->type, "jaeger_query")) {
         /* storage::traces is required; host_ext hands out a store named "contract". */
         snprintf(yaml, sizeof(yaml),
                  "storage: {traces: contract}\nhttp: {endpoint: \"127.0.0.1:0\"}\n");
+    } else if (o->kind == TH_KIND_EXTENSION && !strcmp(o->type, "file_storage")) {
+        /* the default directory (the Collector's /var/lib/otelcol/file_storage) must exist */
+        snprintf(yaml, sizeof(yaml), "directory: %s\n", tmpdir);
     }
     char err[512] = "";
     th_node_t *node = NULL;
