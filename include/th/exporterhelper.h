@@ -79,6 +79,7 @@ struct th_queue_cfg {
     bool blocking;          /**< the older name of block_on_overflow */
     bool wait_for_result;   /**< settle acks only once delivered */
     const char *storage;    /**< a file_storage extension id: the persistent queue */
+    const th_node_t *batch; /**< accepted and unused (batching in the queue is not done) */
 };
 
 /** Field tables for the two sections; an exporter puts them in its own table as SECTION /
@@ -96,7 +97,8 @@ typedef struct th_exporterhelper th_exporterhelper_t;
 
 /**
  * Create the helper for exporter @p c (for logs, stats and the persistent queue's name).
- * @param[in] transport,tops the transport; the helper owns it from here on (destroy frees it).
+ * @param[in] transport,tops the transport; the helper owns it from here on (destroy frees it;
+ *            when create fails it is destroyed before create returns).
  * @return 0, TH_ENOMEM.
  */
 int th_exporterhelper_create(struct th_component *c, const struct th_retry_cfg *retry,
@@ -117,5 +119,22 @@ int th_exporterhelper_shutdown(th_exporterhelper_t *h);
 
 /** Free everything (the transport too). NULL is allowed. */
 void th_exporterhelper_destroy(th_exporterhelper_t *h);
+
+/**
+ * The queue's fill level, for otelcol_exporter_queue_size / _capacity. Safe from any thread.
+ * @param[out] size units of the sizer queued now (waiting to be sent: not counting requests
+ *             in flight or waiting for a retry); NULL allowed.
+ * @param[out] capacity queue_size; NULL allowed.
+ */
+void th_exporterhelper_queue_stats(const th_exporterhelper_t *h, uint64_t *size,
+                                   uint64_t *capacity);
+
+/**
+ * Spans that could not be queued (otelcol_exporter_enqueue_failed_spans): refused because the
+ * queue was full, or lost before they were queued (the persistent queue's disk was full).
+ * Safe from any thread. Sent and failed spans are counted in the component's stats (`sent`:
+ * delivered; `failed`: dropped after retries, refused for good, or lost at shutdown).
+ */
+uint64_t th_exporterhelper_enqueue_failed(const th_exporterhelper_t *h);
 
 #endif
