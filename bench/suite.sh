@@ -211,6 +211,43 @@ if wanted redaction; then
     "$work/red.yaml" --attrs 20
 fi
 
+# ---- Exporting to a second instance ------------------------------------------------------
+# Tracehouse B (otlp -> nop) shares core 0 with the load generator; A, measured, forwards.
+export_scenario() { # $1 name, $2 description, $3 exporter block, $4 exporter id
+  cat >"$work/sink.yaml" <<EOF
+receivers:
+  otlp:
+    protocols:
+      http: {endpoint: 127.0.0.1:25318}
+      grpc: {endpoint: 127.0.0.1:25317}
+exporters: {nop: {}}
+service:
+  telemetry: {logs: {level: warn}}
+  pipelines: {traces: {receivers: [otlp], exporters: [nop]}}
+EOF
+  taskset -c 0 "$TH" --config "$work/sink.yaml" >"$work/sink.log" 2>&1 &
+  local sink=$!
+  config "processors:
+  batch: {}
+exporters:
+$3
+service:
+  telemetry: {logs: {level: warn}}
+  pipelines: {traces: {receivers: [otlp], processors: [batch], exporters: [$4]}}" >"$work/$1.yaml"
+  sleep 0.5
+  run "$1" "$2" "$work/$1.yaml"
+  kill -TERM "$sink"
+  wait "$sink" 2>/dev/null || true
+}
+if wanted export-http; then
+  export_scenario export-http "OTLP/HTTP -> batch -> otlp_http (proto, gzip) -> second instance" \
+    "  otlp_http: {endpoint: http://127.0.0.1:25318}" otlp_http
+fi
+if wanted export-grpc; then
+  export_scenario export-grpc "OTLP/HTTP -> batch -> otlp_grpc (gzip) -> second instance" \
+    "  otlp_grpc: {endpoint: 127.0.0.1:25317, tls: {insecure: true}}" otlp_grpc
+fi
+
 # ---- Queries over a filled store ------------------------------------------------------------
 qrows=()
 if wanted queries; then
