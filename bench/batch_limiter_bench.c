@@ -20,7 +20,6 @@
  * clock_gettime(CLOCK_PROCESS_CPUTIME_ID); everything runs on one thread, so spans per
  * CPU-second is spans per second per core. Build with -DCMAKE_BUILD_TYPE=Release.
  */
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +30,7 @@
 #include "processors/memory_limiter/memory_limiter.h"
 #include "th/log.h"
 #include "th/otlp.h"
-
-struct payload {
-    char path[512];
-    uint8_t *buf;
-    size_t len;
-};
+#include "bench/bench_payload.h"
 
 static uint64_t cpu_ns(void)
 {
@@ -45,33 +39,8 @@ static uint64_t cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int load(struct payload *p)
-{
-    FILE *f = fopen(p->path, "rb");
-    if (!f) {
-        return -1;
-    }
-    int rc = -1;
-    if (fseek(f, 0, SEEK_END) != 0) {
-        goto out;
-    }
-    long n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        goto out;
-    }
-    p->len = (size_t)n;
-    p->buf = malloc(p->len ? p->len : 1);
-    if (!p->buf || fread(p->buf, 1, p->len, f) != p->len) {
-        goto out;
-    }
-    rc = 0;
-out:
-    fclose(f);
-    return rc;
-}
-
 /* Decode as the receiver does: an arena whose first chunk is about the decoded size. */
-static th_batch_t *decode(const struct payload *p)
+static th_batch_t *decode(const struct th_bench_payload *p)
 {
     struct th_otlp_limits lim;
     th_otlp_limits_default(&lim);
@@ -168,7 +137,8 @@ static double run_isolated(const struct setup *s, th_batch_t **bs, size_t n, lon
 }
 
 /* @return spans per CPU-second decoding each payload and pushing it, @p iters times. */
-static double run_pipeline(const struct setup *s, const struct payload *ps, size_t n, long iters)
+static double run_pipeline(const struct setup *s, const struct th_bench_payload *ps, size_t n,
+                           long iters)
 {
     struct rig r;
     rig_open(&r, s);
@@ -193,31 +163,13 @@ static double run_pipeline(const struct setup *s, const struct payload *ps, size
 
 int main(int argc, char **argv)
 {
-    long iters = 20000;
-    struct payload ps[64];
+    struct th_bench_args args = TH_BENCH_ARGS_PIPELINE;
+    struct th_bench_payload ps[TH_BENCH_MAX_PAYLOADS];
     size_t n = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
-            iters = strtol(argv[++i], NULL, 10);
-        } else if (strcmp(argv[i], "-t") == 0) {
-            mallopt(M_TRIM_THRESHOLD, 256 << 20);
-            mallopt(M_MMAP_THRESHOLD, 32 << 20);
-        } else if (n < 64) {
-            snprintf(ps[n++].path, sizeof(ps[0].path), "%s", argv[i]);
-        }
+    if (th_bench_payloads_load(argc, argv, &args, ps, &n) != 0) {
+        return 1;
     }
-    if (n == 0) {
-        for (int i = 1; i <= 10; i++) {
-            snprintf(ps[n++].path, sizeof(ps[0].path),
-                     "/work/shared/bench/payloads/otlp-100spans-%02d.pb", i);
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (load(&ps[i]) != 0) {
-            fprintf(stderr, "cannot read %s\n", ps[i].path);
-            return 1;
-        }
-    }
+    long iters = args.count;
     th_log_configure(TH_LOG_ERROR, TH_LOG_CONSOLE);
 
     static const int64_t ms = 1000000;

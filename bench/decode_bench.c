@@ -12,47 +12,13 @@
  * Without files it uses the bench payloads in /work/shared/bench/payloads (01..10, both
  * encodings). Build with -DCMAKE_BUILD_TYPE=Release for meaningful figures.
  */
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "th/otlp.h"
-
-struct payload {
-    char path[512];
-    uint8_t *buf;
-    size_t len;
-    bool json;
-};
-
-static int load(struct payload *p)
-{
-    FILE *f = fopen(p->path, "rb");
-    if (!f) {
-        return -1;
-    }
-    int rc = -1;
-    if (fseek(f, 0, SEEK_END) != 0) {
-        goto out;
-    }
-    long n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        goto out;
-    }
-    p->len = (size_t)n;
-    p->buf = malloc(p->len ? p->len : 1);
-    if (!p->buf || fread(p->buf, 1, p->len, f) != p->len) {
-        goto out;
-    }
-    size_t l = strlen(p->path);
-    p->json = l > 5 && strcmp(p->path + l - 5, ".json") == 0;
-    rc = 0;
-out:
-    fclose(f);
-    return rc;
-}
+#include "bench/bench_payload.h"
 
 static uint64_t cpu_ns(void)
 {
@@ -62,7 +28,7 @@ static uint64_t cpu_ns(void)
 }
 
 /* Decode every payload of one encoding @p iters times; @return spans per second. */
-static double run(struct payload *ps, size_t n, bool json, long iters, size_t *spans_out,
+static double run(struct th_bench_payload *ps, size_t n, bool json, long iters, size_t *spans_out,
                   size_t *bytes_out)
 {
     struct th_otlp_limits lim;
@@ -99,33 +65,16 @@ static double run(struct payload *ps, size_t n, bool json, long iters, size_t *s
 
 int main(int argc, char **argv)
 {
-    long iters = 2000;
-    struct payload ps[64];
+    struct th_bench_args args = {.count = 2000,
+                                 .trim_threshold = 64 << 20,
+                                 .mmap_threshold = 16 << 20,
+                                 .default_json_files = true};
+    struct th_bench_payload ps[TH_BENCH_MAX_PAYLOADS];
     size_t n = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
-            iters = strtol(argv[++i], NULL, 10);
-        } else if (strcmp(argv[i], "-t") == 0) {
-            mallopt(M_TRIM_THRESHOLD, 64 << 20);
-            mallopt(M_MMAP_THRESHOLD, 16 << 20);
-        } else if (n < 64) {
-            snprintf(ps[n++].path, sizeof(ps[0].path), "%s", argv[i]);
-        }
+    if (th_bench_payloads_load(argc, argv, &args, ps, &n) != 0) {
+        return 1;
     }
-    if (n == 0) {
-        for (int i = 1; i <= 10; i++) {
-            snprintf(ps[n++].path, sizeof(ps[0].path),
-                     "/work/shared/bench/payloads/otlp-100spans-%02d.pb", i);
-            snprintf(ps[n++].path, sizeof(ps[0].path),
-                     "/work/shared/bench/payloads/otlp-100spans-%02d.json", i);
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (load(&ps[i]) != 0) {
-            fprintf(stderr, "cannot read %s\n", ps[i].path);
-            return 1;
-        }
-    }
+    long iters = args.count;
     for (int json = 0; json <= 1; json++) {
         size_t spans;
         size_t bytes;

@@ -25,7 +25,6 @@
  * /work/shared/bench/payloads/otlp-100spans-01..10.pb (10 traces of 10 spans each). CPU time is
  * CLOCK_PROCESS_CPUTIME_ID, one thread. Build with -DCMAKE_BUILD_TYPE=Release.
  */
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,12 +36,7 @@
 #include "processors/tail_sampling/tail_sampling_buffer.h"
 #include "th/log.h"
 #include "th/otlp.h"
-
-struct payload {
-    char path[512];
-    uint8_t *buf;
-    size_t len;
-};
+#include "bench/bench_payload.h"
 
 static uint64_t cpu_ns(void)
 {
@@ -67,33 +61,8 @@ static long rss_kib(void)
     return kib;
 }
 
-static int load(struct payload *p)
-{
-    FILE *f = fopen(p->path, "rb");
-    if (!f) {
-        return -1;
-    }
-    int rc = -1;
-    if (fseek(f, 0, SEEK_END) != 0) {
-        goto out;
-    }
-    long n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        goto out;
-    }
-    p->len = (size_t)n;
-    p->buf = malloc(p->len ? p->len : 1);
-    if (!p->buf || fread(p->buf, 1, p->len, f) != p->len) {
-        goto out;
-    }
-    rc = 0;
-out:
-    fclose(f);
-    return rc;
-}
-
 /* Decode as the receiver does, then make the traces new: counter in bytes 0..3 of the id. */
-static th_batch_t *decode(const struct payload *p, uint32_t unique)
+static th_batch_t *decode(const struct th_bench_payload *p, uint32_t unique)
 {
     struct th_otlp_limits lim;
     th_otlp_limits_default(&lim);
@@ -182,8 +151,8 @@ static uint32_t unique_seq = 1;
 
 /* @return spans per CPU-second over @p pushes decoded pushes (after @p warm unmeasured ones);
  * @p run_loop runs the loop between pushes (timer mode). */
-static double run(struct rig *r, const struct payload *ps, size_t n, long warm, long pushes,
-                  bool run_loop)
+static double run(struct rig *r, const struct th_bench_payload *ps, size_t n, long warm,
+                  long pushes, bool run_loop)
 {
     size_t spans = 0;
     uint64_t t0 = 0;
@@ -208,7 +177,7 @@ static double run(struct rig *r, const struct payload *ps, size_t n, long warm, 
 }
 
 /* Fill a tail_sampling instance with @p traces pending; print what it accounts for. */
-static void memory_accounted(const struct payload *ps, size_t n, size_t traces)
+static void memory_accounted(const struct th_bench_payload *ps, size_t n, size_t traces)
 {
     struct rig r;
     rig_open(&r, "decision_wait: 1h\nnum_traces: 50000\nmax_buffer_bytes: 16GiB\n");
@@ -253,7 +222,8 @@ static void memory_accounted(const struct payload *ps, size_t n, size_t traces)
 /* In a child process: decode the same pushes as memory_accounted and hold them, either in a
  * plain array (@p with_ts false: the span data alone) or in tail_sampling; print the RSS
  * growth in KiB on @p fd. */
-static void rss_child(const struct payload *ps, size_t n, size_t traces, bool with_ts, int fd)
+static void rss_child(const struct th_bench_payload *ps, size_t n, size_t traces, bool with_ts,
+                      int fd)
 {
     long before = rss_kib();
     struct rig r;
@@ -283,7 +253,7 @@ static void rss_child(const struct payload *ps, size_t n, size_t traces, bool wi
     _exit(write(fd, line, (size_t)len) == len ? 0 : 1);
 }
 
-static long rss_growth(const struct payload *ps, size_t n, size_t traces, bool with_ts,
+static long rss_growth(const struct th_bench_payload *ps, size_t n, size_t traces, bool with_ts,
                        size_t *pending)
 {
     int p[2];
@@ -308,7 +278,7 @@ static long rss_growth(const struct payload *ps, size_t n, size_t traces, bool w
     return kib;
 }
 
-static void memory(const struct payload *ps, size_t n, size_t traces)
+static void memory(const struct th_bench_payload *ps, size_t n, size_t traces)
 {
     /* The children first, while this process's heap is pristine: they inherit it, and memory
      * freed here earlier would be reused by them without showing in RSS. */
@@ -326,31 +296,13 @@ static void memory(const struct payload *ps, size_t n, size_t traces)
 
 int main(int argc, char **argv)
 {
-    long pushes = 20000;
-    struct payload ps[64];
+    struct th_bench_args args = TH_BENCH_ARGS_PIPELINE;
+    struct th_bench_payload ps[TH_BENCH_MAX_PAYLOADS];
     size_t n = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
-            pushes = strtol(argv[++i], NULL, 10);
-        } else if (strcmp(argv[i], "-t") == 0) {
-            mallopt(M_TRIM_THRESHOLD, 256 << 20);
-            mallopt(M_MMAP_THRESHOLD, 32 << 20);
-        } else if (n < 64) {
-            snprintf(ps[n++].path, sizeof(ps[0].path), "%s", argv[i]);
-        }
+    if (th_bench_payloads_load(argc, argv, &args, ps, &n) != 0) {
+        return 1;
     }
-    if (n == 0) {
-        for (int i = 1; i <= 10; i++) {
-            snprintf(ps[n++].path, sizeof(ps[0].path),
-                     "/work/shared/bench/payloads/otlp-100spans-%02d.pb", i);
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (load(&ps[i]) != 0) {
-            fprintf(stderr, "cannot read %s\n", ps[i].path);
-            return 1;
-        }
-    }
+    long pushes = args.count;
     th_log_configure(TH_LOG_ERROR, TH_LOG_CONSOLE);
     printf("command: ");
     for (int i = 0; i < argc; i++) {

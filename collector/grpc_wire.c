@@ -11,12 +11,11 @@
 
 #include <zlib.h>
 #include <zstd.h>
-#include <zstd_errors.h>
 
+#include "th/base64.h"
+#include "th/decompress.h"
 #include "th/grpc.h"
-#include "google/rpc/status.pb-c.h"
-
-#define RETRY_INFO_TYPE "type.googleapis.com/google.rpc.RetryInfo"
+#include "collector/rpc_status.h"
 
 /* ---- Status codes ---------------------------------------------------------------------- */
 
@@ -186,84 +185,15 @@ char *th_grpc_message_decode(th_arena_t *arena, const char *s, size_t len)
 
 /* ---- base64 (for -bin metadata) -------------------------------------------------------- */
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Unpadded, as gRPC emits -bin values. */
+/* Unpadded, as gRPC emits -bin values; NUL-terminated, in @p arena. */
 static char *b64_encode(th_arena_t *arena, const uint8_t *p, size_t len)
 {
-    char *out = th_arena_alloc(arena, (len + 2) / 3 * 4 + 1);
+    char *out = th_arena_alloc(arena, th_base64_encoded_len(len, false) + 1);
     if (!out) {
         return NULL;
     }
-    size_t n = 0;
-    size_t i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        out[n++] = b64_alphabet[v >> 18 & 63];
-        out[n++] = b64_alphabet[v >> 12 & 63];
-        out[n++] = b64_alphabet[v >> 6 & 63];
-        out[n++] = b64_alphabet[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        out[n++] = b64_alphabet[v >> 18 & 63];
-        out[n++] = b64_alphabet[v >> 12 & 63];
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        out[n++] = b64_alphabet[v >> 18 & 63];
-        out[n++] = b64_alphabet[v >> 12 & 63];
-        out[n++] = b64_alphabet[v >> 6 & 63];
-    }
-    out[n] = '\0';
+    out[th_base64_encode(p, len, out, false)] = '\0';
     return out;
-}
-
-static int b64_val(char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+' || c == '-') {
-        return 62;
-    }
-    if (c == '/' || c == '_') {
-        return 63;
-    }
-    return -1;
-}
-
-/* Padded or not; @p out needs len * 3 / 4 + 3 bytes. @return the length, or -1. */
-static long b64_decode(const char *s, size_t len, uint8_t *out)
-{
-    while (len > 0 && s[len - 1] == '=') {
-        len--;
-    }
-    if (len % 4 == 1) {
-        return -1;
-    }
-    size_t n = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_val(s[i]);
-        if (v < 0) {
-            return -1;
-        }
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return (long)n;
 }
 
 /* ---- grpc-status-details-bin ----------------------------------------------------------- */
@@ -271,30 +201,14 @@ static long b64_decode(const char *s, size_t len, uint8_t *out)
 char *th_grpc_status_details_encode(th_arena_t *arena, int code, const char *msg,
                                     int64_t retry_delay_ns)
 {
-    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
-    Google__Rpc__Any any = GOOGLE__RPC__ANY__INIT;
-    Google__Rpc__Any *details[1] = {&any};
-    Google__Rpc__RetryInfo ri = GOOGLE__RPC__RETRY_INFO__INIT;
-    Google__Rpc__Duration delay = GOOGLE__RPC__DURATION__INIT;
-    uint8_t inner[32]; /* RetryInfo{Duration{int64, int32}}: at most 2 + 2 + 11 + 11 bytes */
-    st.code = code;
-    st.message = (char *)(msg ? msg : "");
-    if (retry_delay_ns >= 0) {
-        delay.seconds = retry_delay_ns / 1000000000;
-        delay.nanos = (int32_t)(retry_delay_ns % 1000000000);
-        ri.retry_delay = &delay;
-        any.type_url = (char *)RETRY_INFO_TYPE;
-        any.value.len = google__rpc__retry_info__pack(&ri, inner);
-        any.value.data = inner;
-        st.n_details = 1;
-        st.details = details;
-    }
-    size_t n = google__rpc__status__get_packed_size(&st);
+    struct th__rpc_status m;
+    th__rpc_status_init(&m, code, msg, retry_delay_ns);
+    size_t n = google__rpc__status__get_packed_size(&m.st);
     uint8_t *packed = th_arena_alloc(arena, n ? n : 1);
     if (!packed) {
         return NULL;
     }
-    google__rpc__status__pack(&st, packed);
+    google__rpc__status__pack(&m.st, packed);
     return b64_encode(arena, packed, n);
 }
 
@@ -303,23 +217,24 @@ int th_grpc_status_details_retry(const char *s, size_t len, int64_t *retry_delay
     *retry_delay_ns = -1;
     int ret = TH_EDECODE;
     uint8_t small[512];
-    uint8_t *raw = len / 4 * 3 + 3 <= sizeof(small) ? small : th_malloc(len / 4 * 3 + 3);
+    uint8_t *raw =
+        TH_BASE64_DECODED_MAX(len) <= sizeof(small) ? small : th_malloc(TH_BASE64_DECODED_MAX(len));
     Google__Rpc__Status *st = NULL;
     if (!raw) {
         return TH_ENOMEM;
     }
-    long n = b64_decode(s, len, raw);
-    if (n < 0) {
+    size_t n;
+    if (th_base64_decode(s, len, raw, &n) != 0) {
         goto out;
     }
-    st = google__rpc__status__unpack(NULL, (size_t)n, raw);
+    st = google__rpc__status__unpack(NULL, n, raw);
     if (!st) {
         goto out;
     }
     ret = 0;
     for (size_t i = 0; i < st->n_details; i++) {
         const Google__Rpc__Any *a = st->details[i];
-        if (!a->type_url || strcmp(a->type_url, RETRY_INFO_TYPE) != 0) {
+        if (!a->type_url || strcmp(a->type_url, TH__RETRY_INFO_TYPE) != 0) {
             continue;
         }
         Google__Rpc__RetryInfo *ri =
@@ -446,177 +361,34 @@ static enum codec codec_of(const char *e)
     return C_UNKNOWN;
 }
 
-/* A growing output buffer that refuses to pass max_out: it is allowed one byte more than
- * max_out, so "the output would exceed the cap" is seen without inflating the whole bomb. */
-struct outbuf {
-    uint8_t *p;
-    size_t len;
-    size_t cap;
-    uint64_t max;
-};
-
-static int outbuf_grow(struct outbuf *o, size_t hint)
-{
-    uint64_t limit = o->max + 1;
-    if (o->cap >= limit) {
-        return TH_E2BIG;
-    }
-    size_t want = o->cap ? o->cap * 2 : TH_MAX(hint, (size_t)4096);
-    if (want > limit) {
-        want = (size_t)limit;
-    }
-    uint8_t *np = th_realloc(o->p, want);
-    if (!np) {
-        return TH_ENOMEM;
-    }
-    o->p = np;
-    o->cap = want;
-    return 0;
-}
-
-static int inflate_all(const uint8_t *in, size_t in_len, int window_bits, bool members,
-                       struct outbuf *o)
-{
-    z_stream z;
-    memset(&z, 0, sizeof(z));
-    if (inflateInit2(&z, window_bits) != Z_OK) {
-        return TH_ENOMEM;
-    }
-    int ret = 0;
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)in_len;
-    for (;;) {
-        if (o->len == o->cap && (ret = outbuf_grow(o, in_len * 4)) != 0) {
-            goto out;
-        }
-        z.next_out = o->p + o->len;
-        z.avail_out = (uInt)(o->cap - o->len);
-        int zr = inflate(&z, Z_NO_FLUSH);
-        o->len = o->cap - z.avail_out;
-        if (zr == Z_STREAM_END) {
-            if (z.avail_in == 0) {
-                break;
-            }
-            /* More bytes: a further gzip member, or trailing garbage. */
-            if (!members || inflateReset(&z) != Z_OK) {
-                ret = TH_EDECODE;
-                goto out;
-            }
-            continue;
-        }
-        if (zr == Z_MEM_ERROR) {
-            ret = TH_ENOMEM;
-            goto out;
-        }
-        if (zr == Z_BUF_ERROR && z.avail_out > 0) {
-            ret = TH_EDECODE; /* input ended inside the stream: truncated */
-            goto out;
-        }
-        if (zr != Z_OK && zr != Z_BUF_ERROR) {
-            ret = TH_EDECODE;
-            goto out;
-        }
-    }
-    if (o->len > o->max) {
-        ret = TH_E2BIG;
-    }
-out:
-    inflateEnd(&z);
-    return ret;
-}
-
-static int zstd_all(const uint8_t *in, size_t in_len, struct outbuf *o)
-{
-    ZSTD_DCtx *d = ZSTD_createDCtx();
-    if (!d) {
-        return TH_ENOMEM;
-    }
-    /* A frame may ask for a window up to 2 GiB; nothing legitimate needs more than the
-     * message cap (and the default limit of 128 MiB still applies below that). */
-    int wlog = 10;
-    while (wlog < 27 && ((uint64_t)1 << wlog) < o->max) {
-        wlog++;
-    }
-    ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, wlog);
-    int ret = 0;
-    ZSTD_inBuffer ib = {in, in_len, 0};
-    size_t last = 1;
-    while (ib.pos < ib.size || last != 0) {
-        if (o->len == o->cap && (ret = outbuf_grow(o, in_len * 4)) != 0) {
-            goto out;
-        }
-        ZSTD_outBuffer ob = {o->p, o->cap, o->len};
-        size_t before_in = ib.pos;
-        last = ZSTD_decompressStream(d, &ob, &ib);
-        o->len = ob.pos;
-        if (ZSTD_isError(last)) {
-            ret = ZSTD_getErrorCode(last) == ZSTD_error_memory_allocation ? TH_ENOMEM : TH_EDECODE;
-            goto out;
-        }
-        if (ib.pos == ib.size && last != 0 && ob.pos < ob.size && before_in == ib.pos) {
-            ret = TH_EDECODE; /* input ended inside a frame: truncated */
-            goto out;
-        }
-    }
-    if (o->len > o->max) {
-        ret = TH_E2BIG;
-    }
-out:
-    ZSTD_freeDCtx(d);
-    return ret;
-}
-
 int th_grpc_decompress(const char *encoding, const uint8_t *in, size_t in_len, uint64_t max_out,
                        uint8_t **out, size_t *out_len)
 {
+    static const enum th_codec codecs[] = {
+        [C_GZIP] = TH_CODEC_GZIP, [C_DEFLATE] = TH_CODEC_DEFLATE, [C_ZSTD] = TH_CODEC_ZSTD};
     enum codec c = codec_of(encoding);
-    struct outbuf o = {.max = max_out};
-    int ret = 0;
     *out = NULL;
     *out_len = 0;
-    switch (c) {
-    case C_UNKNOWN:
+    if (c == C_UNKNOWN) {
         return TH_EUNSUPPORTED;
-    case C_IDENTITY:
-        if (in_len > max_out) {
-            return TH_E2BIG;
-        }
-        o.p = th_malloc(in_len ? in_len : 1);
-        if (!o.p) {
-            return TH_ENOMEM;
-        }
-        if (in_len) {
-            memcpy(o.p, in, in_len);
-        }
-        o.len = in_len;
-        break;
-    case C_GZIP:
-        ret = inflate_all(in, in_len, 16 + MAX_WBITS, true, &o);
-        break;
-    case C_DEFLATE:
-        /* gRPC's deflate is zlib (RFC 1950); some senders mean raw deflate. */
-        ret = inflate_all(in, in_len, MAX_WBITS, false, &o);
-        if (ret == TH_EDECODE) {
-            o.len = 0;
-            ret = inflate_all(in, in_len, -MAX_WBITS, false, &o);
-        }
-        break;
-    case C_ZSTD:
-        ret = zstd_all(in, in_len, &o);
-        break;
     }
-    if (ret == 0 && !o.p) {
-        o.p = th_malloc(1); /* an empty result is still a buffer */
-        if (!o.p) {
-            ret = TH_ENOMEM;
-        }
+    if (c != C_IDENTITY) {
+        /* The receivers' capped decompressor: the same limits as OTLP/HTTP bodies. */
+        return th_decompress(codecs[c], in, in_len, (size_t)TH_MIN(max_out, (uint64_t)SIZE_MAX),
+                             out, out_len, NULL, 0);
     }
-    if (ret != 0) {
-        th_free(o.p);
-        return ret;
+    if (in_len > max_out) {
+        return TH_E2BIG;
     }
-    *out = o.p;
-    *out_len = o.len;
+    uint8_t *copy = th_malloc(in_len ? in_len : 1);
+    if (!copy) {
+        return TH_ENOMEM;
+    }
+    if (in_len) {
+        memcpy(copy, in, in_len);
+    }
+    *out = copy;
+    *out_len = in_len;
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "th/base64.h"
 #include "collector/json_reader.h"
 #include "collector/otlp_internal.h"
 
@@ -396,32 +397,11 @@ static int get_bytes(struct jdec *d, const struct jpath *at, const th_json_tok_t
     if (!b) {
         return nomem(d);
     }
-    static const int8_t val[256] = {
-        ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,
-        ['H'] = 8,  ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14,
-        ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21,
-        ['V'] = 22, ['W'] = 23, ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28,
-        ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35,
-        ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
-        ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49,
-        ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
-        ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63,
-        ['/'] = 64, ['-'] = 63, ['_'] = 64,
-    };
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = val[p[i]];
-        if (!v) {
-            return jfail(d, at, TH_EDECODE, "invalid base64: unexpected character");
-        }
-        acc = (acc << 6) | (uint32_t)(v - 1);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            b[o++] = (uint8_t)(acc >> bits);
-        }
+    /* A third '=' left at the end is no padding: the decoder would drop it, so a short
+     * result means one was there. */
+    size_t o;
+    if (th_base64_decode((const char *)p, len, b, &o) != 0 || o != n) {
+        return jfail(d, at, TH_EDECODE, "invalid base64: unexpected character");
     }
     out->data = b;
     out->len = o;

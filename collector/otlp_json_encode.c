@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "th/base64.h"
 #include "collector/otlp_internal.h"
 
 typedef Opentelemetry__Proto__Resource__V1__Resource resource_t;
@@ -198,37 +199,14 @@ static void hex_id(struct jw *w, const ProtobufCBinaryData *id)
 
 static void base64(struct jw *w, const ProtobufCBinaryData *b)
 {
-    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = (b->len + 2) / 3 * 4;
-    uint8_t *o = room(w, n + 2);
+    uint8_t *o = room(w, th_base64_encoded_len(b->len, true) + 2);
     if (!o) {
         return;
     }
-    uint8_t *start = o;
-    *o++ = '"';
-    size_t i = 0;
-    for (; i + 3 <= b->len; i += 3) {
-        uint32_t v = (uint32_t)b->data[i] << 16 | (uint32_t)b->data[i + 1] << 8 | b->data[i + 2];
-        *o++ = (uint8_t)al[v >> 18];
-        *o++ = (uint8_t)al[(v >> 12) & 63];
-        *o++ = (uint8_t)al[(v >> 6) & 63];
-        *o++ = (uint8_t)al[v & 63];
-    }
-    if (b->len - i == 1) {
-        uint32_t v = (uint32_t)b->data[i] << 16;
-        *o++ = (uint8_t)al[v >> 18];
-        *o++ = (uint8_t)al[(v >> 12) & 63];
-        *o++ = '=';
-        *o++ = '=';
-    } else if (b->len - i == 2) {
-        uint32_t v = (uint32_t)b->data[i] << 16 | (uint32_t)b->data[i + 1] << 8;
-        *o++ = (uint8_t)al[v >> 18];
-        *o++ = (uint8_t)al[(v >> 12) & 63];
-        *o++ = (uint8_t)al[(v >> 6) & 63];
-        *o++ = '=';
-    }
-    *o++ = '"';
-    w->b->len += (size_t)(o - start);
+    size_t n = th_base64_encode(b->data, b->len, (char *)o + 1, true);
+    o[0] = '"';
+    o[n + 1] = '"';
+    w->b->len += n + 2;
 }
 
 /*

@@ -7,9 +7,7 @@
 #include <string.h>
 
 #include "collector/otlp_internal.h"
-#include "google/rpc/status.pb-c.h"
-
-#define RETRY_INFO_TYPE "type.googleapis.com/google.rpc.RetryInfo"
+#include "collector/rpc_status.h"
 
 /* Pack a message onto the end of @p out. */
 static int pack_append(const ProtobufCMessage *m, th_buf_t *out)
@@ -89,7 +87,7 @@ int th_otlp_encode_status(bool json, int code, const char *msg, int retry_after_
         }
         if (retry_after_s > 0) {
             if ((rc = th_buf_printf(out,
-                                    "%s\"details\":[{\"@type\":\"" RETRY_INFO_TYPE
+                                    "%s\"details\":[{\"@type\":\"" TH__RETRY_INFO_TYPE
                                     "\",\"retryDelay\":\"%ds\"}]",
                                     comma ? "," : "", retry_after_s))) {
                 return rc;
@@ -98,23 +96,32 @@ int th_otlp_encode_status(bool json, int code, const char *msg, int retry_after_
         return th_buf_append(out, "}", 1);
     }
 
-    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
-    Google__Rpc__Any any = GOOGLE__RPC__ANY__INIT;
-    Google__Rpc__Any *details[1] = {&any};
+    struct th__rpc_status m;
+    th__rpc_status_init(&m, code, msg, retry_after_s > 0 ? retry_after_s * 1000000000ll : -1);
+    return pack_append(&m.st.base, out);
+}
+
+void th__rpc_status_init(struct th__rpc_status *m, int code, const char *msg,
+                         int64_t retry_delay_ns)
+{
     Google__Rpc__RetryInfo ri = GOOGLE__RPC__RETRY_INFO__INIT;
     Google__Rpc__Duration delay = GOOGLE__RPC__DURATION__INIT;
-    uint8_t inner[32];
-    st.code = code;
-    st.message = (char *)(msg ? msg : "");
-    if (retry_after_s > 0) {
-        delay.seconds = retry_after_s;
+    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+    Google__Rpc__Any any = GOOGLE__RPC__ANY__INIT;
+    m->st = st;
+    m->any = any;
+    m->st.code = code;
+    m->st.message = (char *)(msg ? msg : "");
+    if (retry_delay_ns >= 0) {
+        /* The RetryInfo is packed into inner now, so the Any holds plain bytes. */
+        delay.seconds = retry_delay_ns / 1000000000;
+        delay.nanos = (int32_t)(retry_delay_ns % 1000000000);
         ri.retry_delay = &delay;
-        /* A RetryInfo with a Duration packs to at most 2 + 2 + 10 bytes. */
-        any.type_url = (char *)RETRY_INFO_TYPE;
-        any.value.len = google__rpc__retry_info__pack(&ri, inner);
-        any.value.data = inner;
-        st.n_details = 1;
-        st.details = details;
+        m->any.type_url = (char *)TH__RETRY_INFO_TYPE;
+        m->any.value.len = google__rpc__retry_info__pack(&ri, m->inner);
+        m->any.value.data = m->inner;
+        m->details[0] = &m->any;
+        m->st.n_details = 1;
+        m->st.details = m->details;
     }
-    return pack_append(&st.base, out);
 }

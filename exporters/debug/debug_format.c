@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "th/base64.h"
 #include "exporters/debug/debug.h"
 
 /* Maps and slices nest; the receiver caps nesting at its max_depth (32 by default), and this
@@ -183,22 +184,15 @@ void th__debug_format_double(double d, char *out, size_t cap)
     snprintf(out, cap, "%s", tmp);
 }
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Standard base64 with padding, as Go's base64.StdEncoding and encoding/json write bytes. */
+/* Standard base64 with padding, as Go's base64.StdEncoding and encoding/json write bytes.
+ * Encoded a chunk at a time: chunks are whole 3-byte groups, so padding ends the last. */
 static void put_base64(struct w *w, const uint8_t *p, size_t len)
 {
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < len) {
-            v |= (uint32_t)p[i + 1] << 8;
-        }
-        if (i + 2 < len) {
-            v |= p[i + 2];
-        }
-        char q[4] = {b64[(v >> 18) & 63], b64[(v >> 12) & 63],
-                     i + 1 < len ? b64[(v >> 6) & 63] : '=', i + 2 < len ? b64[v & 63] : '='};
-        put(w, q, 4);
+    char q[256];
+    const size_t chunk = sizeof(q) / 4 * 3;
+    for (size_t i = 0; i < len; i += chunk) {
+        size_t n = TH_MIN(chunk, len - i);
+        put(w, q, th_base64_encode(p + i, n, q, true));
     }
 }
 

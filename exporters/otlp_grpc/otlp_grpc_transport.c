@@ -26,6 +26,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "th/base64.h"
 #include "exporters/otlp_grpc/otlp_grpc.h"
 #include "th/log.h"
 
@@ -1200,31 +1201,12 @@ static char *own(th_otlp_grpc_exporter_transport_t *t, char *s)
 /* Unpadded base64, for metadata whose name ends in -bin. */
 static char *base64(const char *in)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t n = strlen(in);
-    char *out = th_malloc(n / 3 * 4 + 5);
+    char *out = th_malloc(th_base64_encoded_len(n, false) + 1);
     if (!out) {
         return NULL;
     }
-    const uint8_t *p = (const uint8_t *)in;
-    size_t o = 0;
-    size_t i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        out[o++] = tab[v >> 18];
-        out[o++] = tab[(v >> 12) & 63];
-        out[o++] = tab[(v >> 6) & 63];
-        out[o++] = tab[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-        out[o++] = tab[v >> 18];
-        out[o++] = tab[(v >> 12) & 63];
-        if (i + 1 < n) {
-            out[o++] = tab[(v >> 6) & 63];
-        }
-    }
-    out[o] = '\0';
+    out[th_base64_encode((const uint8_t *)in, n, out, false)] = '\0';
     return out;
 }
 

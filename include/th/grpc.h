@@ -123,11 +123,12 @@ void th_grpc_reader_free(struct th_grpc_reader *r);
 
 /**
  * Decompress a message sent with grpc-encoding @p encoding ("gzip", "deflate", "zstd";
- * "identity" is a copy), refusing output above @p max_out bytes.
+ * "identity" is a copy), refusing output above @p max_out bytes. The codecs are
+ * th_decompress() (include/th/decompress.h), the OTLP/HTTP receiver's, with its limits.
  * @param[out] out,out_len the result (th_malloc; the caller frees).
  * @return 0, TH_EUNSUPPORTED (unknown encoding: UNIMPLEMENTED with grpc-accept-encoding),
- *         TH_E2BIG (over max_out: RESOURCE_EXHAUSTED), TH_EDECODE (corrupt: INTERNAL),
- *         TH_ENOMEM.
+ *         TH_E2BIG (over max_out, or a zstd window over the memory allowed:
+ *         RESOURCE_EXHAUSTED), TH_EDECODE (corrupt: INTERNAL), TH_ENOMEM.
  */
 int th_grpc_decompress(const char *encoding, const uint8_t *in, size_t in_len, uint64_t max_out,
                        uint8_t **out, size_t *out_len);

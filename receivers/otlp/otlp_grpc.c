@@ -12,7 +12,6 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -21,6 +20,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "th/ack_hub.h"
 #include "th/log.h"
 #include "receivers/otlp/otlp_grpc.h"
 
@@ -101,20 +101,10 @@ struct th__otlp_grpc_session {
     struct gconn *c;
 };
 
-struct ack_hub {
-    pthread_mutex_t lock;
-    struct pending *done;
-    uv_async_t async;
-    pthread_t loop_thread; /* set by the first connection: start() may run on another thread */
-    size_t refs;           /* loop thread only */
-};
-
 /* What an ack points to: it outlives the call when the client goes away first. */
 struct pending {
-    struct pending *next_done;
-    struct call *call; /* NULL once the call is gone */
-    struct ack_hub *hub;
-    int result;
+    struct th_ack_hub_entry e; /* first: the hub hands it back */
+    struct call *call;         /* NULL once the call is gone */
 };
 
 struct th_otlp_grpc_server {
@@ -147,7 +137,8 @@ struct th_otlp_grpc_server {
     uint8_t *rbuf;
     int port;
     char addr_text[INET6_ADDRSTRLEN + 16];
-    struct ack_hub *hub;
+    th_ack_hub_t *hub; /* its loop thread is set by the first connection: start() may run on
+                        * another thread */
     bool destroy_pending;
     uint64_t last_warn_ns;
 };
@@ -334,79 +325,33 @@ static void answer_pipeline(struct call *k, int ret)
 
 /* ---- Acks ------------------------------------------------------------------------------ */
 
-static void hub_on_closed(uv_handle_t *h)
+/* On the loop thread (or, with no hub, where the ack settled): answer the call if it is
+ * still there and waiting, and free. */
+static void on_pending_complete(struct th_ack_hub_entry *e, int result)
 {
-    struct ack_hub *hub = h->data;
-    pthread_mutex_destroy(&hub->lock);
-    th_free(hub);
-}
-
-static void hub_unref(struct ack_hub *hub)
-{
-    if (hub && --hub->refs == 0) {
-        uv_close((uv_handle_t *)&hub->async, hub_on_closed);
-    }
-}
-
-/* On the loop thread: answer the call if it is still there and waiting, and free. */
-static void pending_complete(struct pending *p)
-{
+    struct pending *p = (struct pending *)e;
     struct call *k = p->call;
-    struct ack_hub *hub = p->hub;
     if (k) {
         k->pending = NULL;
         if (k->state == CALL_WAITING) {
             th_otlp_grpc_server_t *s = k->conn->srv;
-            if (p->result != 0 && warn_allowed(s)) {
+            if (result != 0 && warn_allowed(s)) {
                 th_log_warn(s->owner,
                             "answered an export with an error: the pipeline could not store or "
                             "deliver it (%s; at most one such line a second)",
-                            th_strerror(p->result));
+                            th_strerror(result));
             }
-            answer_pipeline(k, p->result);
+            answer_pipeline(k, result);
         }
     }
     th_free(p);
-    hub_unref(hub);
 }
 
-static void hub_on_async(uv_async_t *h)
-{
-    struct ack_hub *hub = h->data;
-    pthread_mutex_lock(&hub->lock);
-    struct pending *list = hub->done;
-    hub->done = NULL;
-    pthread_mutex_unlock(&hub->lock);
-    struct pending *rev = NULL;
-    while (list) {
-        struct pending *n = list->next_done;
-        list->next_done = rev;
-        rev = list;
-        list = n;
-    }
-    hub->refs++; /* completing the last one must not close the hub under us */
-    while (rev) {
-        struct pending *n = rev->next_done;
-        pending_complete(rev);
-        rev = n;
-    }
-    hub_unref(hub);
-}
-
+/* Any thread: the hub brings the answer back to the loop, in arrival order. */
 static void on_ack_settled(th_ack_t *ack, int result)
 {
     struct pending *p = ack->data;
-    struct ack_hub *hub = p->hub;
-    p->result = result;
-    if (!hub || pthread_equal(pthread_self(), hub->loop_thread)) {
-        pending_complete(p);
-        return;
-    }
-    pthread_mutex_lock(&hub->lock);
-    p->next_done = hub->done;
-    hub->done = p;
-    pthread_mutex_unlock(&hub->lock);
-    uv_async_send(&hub->async);
+    th_ack_hub_settle(&p->e, result);
 }
 
 /* ---- The call's message ---------------------------------------------------------------- */
@@ -494,6 +439,9 @@ static void export_message(struct call *k, uint8_t *msg, size_t len, bool compre
     }
     arena = NULL; /* the batch owns it now */
     struct pending *p = th_calloc(1, sizeof(*p));
+    if (p) {
+        th_ack_hub_entry_init(&p->e, on_pending_complete);
+    }
     th_ack_t *ack = p ? th_ack_create(on_ack_settled, p) : NULL;
     if (!ack || th_batch_add_ack(batch, ack) != 0) {
         if (ack) {
@@ -507,10 +455,7 @@ static void export_message(struct call *k, uint8_t *msg, size_t len, bool compre
         goto out;
     }
     p->call = k;
-    p->hub = s->hub;
-    if (s->hub) {
-        s->hub->refs++;
-    }
+    th_ack_hub_attach(s->hub, &p->e); /* no hub (a session without start): completes in place */
     k->pending = p;
     k->state = CALL_WAITING;
     ret = th_consumer_consume(s->next, batch);
@@ -1262,7 +1207,7 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     /* Acks exist only once a connection has sent a call, so this is set before any settles. */
-    s->hub->loop_thread = pthread_self();
+    th_ack_hub_set_loop_thread(s->hub);
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
     s->handles++;
@@ -1376,11 +1321,8 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void hub_release(th_otlp_grpc_server_t *s)
 {
-    if (s->hub) {
-        hub_on_async(&s->hub->async); /* settles that already arrived */
-        hub_unref(s->hub);
-        s->hub = NULL;
-    }
+    th_ack_hub_release(s->hub); /* settles that already arrived complete now */
+    s->hub = NULL;
 }
 
 /* Once every connection is gone, close the timers; when they are closed, we are done. */
@@ -1514,22 +1456,6 @@ static int bind_socket(th_otlp_grpc_server_t *s, const char *host, int port, int
     return err == EACCES ? TH_EPERM : err == EADDRNOTAVAIL ? TH_EINVAL : TH_EIO;
 }
 
-static int hub_create(th_otlp_grpc_server_t *s, uv_loop_t *loop)
-{
-    struct ack_hub *hub = th_calloc(1, sizeof(*hub));
-    if (!hub) {
-        return TH_ENOMEM;
-    }
-    pthread_mutex_init(&hub->lock, NULL);
-    uv_async_init(loop, &hub->async, hub_on_async);
-    uv_unref((uv_handle_t *)&hub->async);
-    hub->async.data = hub;
-    hub->loop_thread = pthread_self();
-    hub->refs = 1;
-    s->hub = hub;
-    return 0;
-}
-
 int th_otlp_grpc_server_start(th_otlp_grpc_server_t *s, uv_loop_t *loop)
 {
     if (s->state != ST_NEW && s->state != ST_DONE) {
@@ -1567,7 +1493,7 @@ int th_otlp_grpc_server_start(th_otlp_grpc_server_t *s, uv_loop_t *loop)
         s->port = ntohs(a->sin6_port);
         snprintf(s->addr_text, sizeof(s->addr_text), "[%s]:%d", ip, s->port);
     }
-    ret = hub_create(s, loop);
+    ret = th_ack_hub_create(loop, &s->hub);
     if (ret != 0) {
         close(fd);
         s->port = -1;

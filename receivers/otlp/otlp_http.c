@@ -11,7 +11,6 @@
  * when libuv is done with that memory.
  */
 #include <arpa/inet.h>
-#include <pthread.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -22,6 +21,7 @@
 
 #include <h2o.h>
 
+#include "th/ack_hub.h"
 #include "th/log.h"
 #include "receivers/otlp/otlp_http.h"
 
@@ -116,7 +116,7 @@ struct th_otlp_http_server {
     int port;
     char addr_text[INET6_ADDRSTRLEN + 16];
     enum srv_state state;
-    struct ack_hub *hub;     /* where settled acks come back to the loop */
+    th_ack_hub_t *hub;       /* where settled acks come back to the loop */
     uv_timer_t drain_timer;  /* shutdown: bounds the wait for acks, then closes the rest */
     struct pending *pending; /* requests waiting for their ack */
     bool destroy_pending;
@@ -518,39 +518,15 @@ void th__otlp_http_settled_reply(bool json, int result, struct th__otlp_reply *r
  * and by every request still waiting, so a late settle after the server is gone (an
  * exporter draining at shutdown) still lands somewhere valid.
  */
-struct ack_hub {
-    pthread_mutex_t lock;
-    struct pending *done; /* settled off the loop thread, waiting for the loop */
-    uv_async_t async;
-    pthread_t loop_thread;
-    size_t refs; /* loop thread only */
-};
-
 struct pending {
-    struct pending *next_done;
+    struct th_ack_hub_entry e;   /* first: the hub hands it back */
     struct pending *prev, *next; /* the server's waiting list (loop thread) */
     th_otlp_http_server_t *srv;  /* NULL once the server shut down */
-    struct ack_hub *hub;
-    h2o_req_t *req;          /* NULL once the client went away or the server shut down */
-    struct pending **holder; /* the slot in the request's pool that points back here */
+    h2o_req_t *req;              /* NULL once the client went away or the server shut down */
+    struct pending **holder;     /* the slot in the request's pool that points back here */
     bool json;
     bool answered;
-    int result;
 };
-
-static void hub_on_closed(uv_handle_t *h)
-{
-    struct ack_hub *hub = h->data;
-    pthread_mutex_destroy(&hub->lock);
-    th_free(hub);
-}
-
-static void hub_unref(struct ack_hub *hub)
-{
-    if (--hub->refs == 0) {
-        uv_close((uv_handle_t *)&hub->async, hub_on_closed);
-    }
-}
 
 static void pending_detach(struct pending *p)
 {
@@ -576,11 +552,12 @@ static void pending_detach(struct pending *p)
 static void on_drain_timer(uv_timer_t *t);
 
 /* On the loop thread: answer (when someone is still listening) and free. */
-static void pending_complete(struct pending *p)
+static void on_pending_complete(struct th_ack_hub_entry *e, int result)
 {
+    struct pending *p = (struct pending *)e;
     if (!p->answered && p->req && p->srv) {
         struct th__otlp_reply r;
-        th__otlp_http_settled_reply(p->json, p->result, &r);
+        th__otlp_http_settled_reply(p->json, result, &r);
         if (r.status >= 500 && warn_allowed(p->srv)) {
             th_log_warn(p->srv->owner,
                         "answered %d to an export: the pipeline could not "
@@ -591,7 +568,6 @@ static void pending_complete(struct pending *p)
                 r.retry_after_s);
         th_buf_free(&r.body);
     }
-    struct ack_hub *hub = p->hub;
     th_otlp_http_server_t *s = p->srv;
     pending_detach(p);
     th_free(p);
@@ -600,47 +576,13 @@ static void pending_complete(struct pending *p)
          * then close what is left. */
         uv_timer_start(&s->drain_timer, on_drain_timer, DRAIN_GRACE_MS, 0);
     }
-    hub_unref(hub);
 }
 
-static void hub_on_async(uv_async_t *h)
-{
-    struct ack_hub *hub = h->data;
-    pthread_mutex_lock(&hub->lock);
-    struct pending *list = hub->done;
-    hub->done = NULL;
-    pthread_mutex_unlock(&hub->lock);
-    /* The list is newest first; answer in arrival order. */
-    struct pending *rev = NULL;
-    while (list) {
-        struct pending *n = list->next_done;
-        list->next_done = rev;
-        rev = list;
-        list = n;
-    }
-    hub->refs++; /* completing the last request must not close the hub under us */
-    while (rev) {
-        struct pending *n = rev->next_done;
-        pending_complete(rev);
-        rev = n;
-    }
-    hub_unref(hub);
-}
-
+/* Any thread: the hub brings the answer back to the loop, in arrival order. */
 static void on_ack_settled(th_ack_t *ack, int result)
 {
     struct pending *p = ack->data;
-    struct ack_hub *hub = p->hub;
-    p->result = result;
-    if (pthread_equal(pthread_self(), hub->loop_thread)) {
-        pending_complete(p);
-        return;
-    }
-    pthread_mutex_lock(&hub->lock);
-    p->next_done = hub->done;
-    hub->done = p;
-    pthread_mutex_unlock(&hub->lock);
-    uv_async_send(&hub->async);
+    th_ack_hub_settle(&p->e, result);
 }
 
 /* h2o frees the request's pool when the connection goes; stop pointing at the request. */
@@ -653,36 +595,15 @@ static void on_req_pool_dispose(void *mem)
     }
 }
 
-static int hub_create(th_otlp_http_server_t *s, uv_loop_t *loop)
-{
-    struct ack_hub *hub = th_calloc(1, sizeof(*hub));
-    if (!hub) {
-        return TH_ENOMEM;
-    }
-    pthread_mutex_init(&hub->lock, NULL);
-    uv_async_init(loop, &hub->async, hub_on_async);
-    /* Waiting requests keep their connections open; the hub alone must not keep the loop
-     * running once everything else has closed. */
-    uv_unref((uv_handle_t *)&hub->async);
-    hub->async.data = hub;
-    hub->loop_thread = pthread_self();
-    hub->refs = 1;
-    s->hub = hub;
-    return 0;
-}
-
 /* Shutdown: nobody will be answered any more; the acks still settle and free their entry. */
 static void hub_release(th_otlp_http_server_t *s)
 {
     while (s->pending) {
         pending_detach(s->pending);
     }
-    if (s->hub) {
-        /* Settles that already reached the hub can be freed now. */
-        hub_on_async(&s->hub->async);
-        hub_unref(s->hub);
-        s->hub = NULL;
-    }
+    /* Settles that already reached the hub are freed now; later ones when they come. */
+    th_ack_hub_release(s->hub);
+    s->hub = NULL;
 }
 
 /* Shut a connection's socket down: h2o's next read sees EOF (or its write fails) and it
@@ -858,6 +779,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         struct pending *p = th_calloc(1, sizeof(*p));
         struct pending **slot =
             p ? h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_req_pool_dispose) : NULL;
+        if (slot) {
+            *slot = NULL; /* the pool's dispose callback reads it whatever happens next */
+        }
         th_ack_t *ack = slot ? th_ack_create(on_ack_settled, p) : NULL;
         if (!ack) {
             th_free(p);
@@ -867,13 +791,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             th_buf_free(&r.body);
             return 0;
         }
+        th_ack_hub_entry_init(&p->e, on_pending_complete);
         *slot = p;
         p->holder = slot;
         p->req = req;
         p->json = json;
         p->srv = s;
-        p->hub = s->hub;
-        s->hub->refs++;
+        th_ack_hub_attach(s->hub, &p->e);
         p->next = s->pending;
         if (s->pending) {
             s->pending->prev = p;
@@ -1401,7 +1325,7 @@ int th_otlp_http_server_start(th_otlp_http_server_t *s, uv_loop_t *loop)
     getsockname(fd, (struct sockaddr *)&ss, &sslen);
     format_addr(&ss, s->addr_text, sizeof(s->addr_text), &s->port);
 
-    ret = hub_create(s, loop);
+    ret = th_ack_hub_create(loop, &s->hub);
     if (ret != 0) {
         close(fd);
         return ret;

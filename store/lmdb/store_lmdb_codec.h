@@ -173,9 +173,6 @@ size_t th__fmt_double(double v, char *buf);
 /** Append standard padded base64 of @p n bytes. */
 void th__base64(th__mpw_t *w, const uint8_t *p, size_t n);
 
-/** Decode standard or URL-safe base64, padded or not. @return 0 or TH_EINVAL. */
-int th__base64_decode(const char *s, size_t n, th__mpw_t *out);
-
 /**
  * Append the AsString text of a value as the OpenTelemetry Collector's pdata gives it:
  * strings as they are, bools true/false, ints in decimal, doubles as th__fmt_double, bytes

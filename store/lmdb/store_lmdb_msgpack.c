@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "th/base64.h"
 #include "store/lmdb/store_lmdb_codec.h"
 #include "store/lmdb/store_lmdb_keys.h"
 
@@ -729,77 +730,13 @@ size_t th__fmt_double(double v, char *buf)
     return len;
 }
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 void th__base64(th__mpw_t *w, const uint8_t *p, size_t n)
 {
-    uint8_t *d = th__mpw_room(w, (n + 2) / 3 * 4);
+    uint8_t *d = th__mpw_room(w, th_base64_encoded_len(n, true));
     if (!d) {
         return;
     }
-    size_t o = 0;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        d[o++] = (uint8_t)b64[v >> 18];
-        d[o++] = (uint8_t)b64[(v >> 12) & 63];
-        d[o++] = (uint8_t)b64[(v >> 6) & 63];
-        d[o++] = (uint8_t)b64[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-        d[o++] = (uint8_t)b64[v >> 18];
-        d[o++] = (uint8_t)b64[(v >> 12) & 63];
-        d[o++] = i + 1 < n ? (uint8_t)b64[(v >> 6) & 63] : '=';
-        d[o++] = '=';
-    }
-    w->len += o;
-}
-
-static int b64_val(char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+' || c == '-') {
-        return 62;
-    }
-    if (c == '/' || c == '_') {
-        return 63;
-    }
-    return -1;
-}
-
-int th__base64_decode(const char *s, size_t n, th__mpw_t *out)
-{
-    while (n && s[n - 1] == '=') {
-        n--;
-    }
-    if (n % 4 == 1) {
-        return TH_EINVAL;
-    }
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_val(s[i]);
-        if (v < 0) {
-            return TH_EINVAL;
-        }
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            uint8_t byte = (uint8_t)(acc >> bits);
-            th__mpw_raw(out, &byte, 1);
-        }
-    }
-    return out->err;
+    w->len += th_base64_encode(p, n, (char *)d, true);
 }
 
 /* JSON string as Go's encoding/json writes it (HTML-safe escapes included). */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "th/base64.h"
 #include "ui-api/jaeger/jaeger_params.h"
 
 /* ---- Bounded message building ------------------------------------------------------------ */
@@ -517,55 +518,23 @@ static int parse_hex64(const char *s, size_t len, uint64_t *out, char *err, size
     return 0;
 }
 
-static int b64val(int c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+' || c == '-') {
-        return 62;
-    }
-    if (c == '/' || c == '_') {
-        return 63;
-    }
-    return -1;
-}
-
 /* Base64 (either alphabet, padding optional) of exactly 8 or 16 bytes. */
 static bool parse_b64_id(const char *s, size_t len, uint8_t id[16])
 {
     if (len == 0 || len > 24) {
         return false;
     }
+    uint8_t tmp[TH_BASE64_DECODED_MAX(24)];
+    size_t n;
+    if (th_base64_decode(s, len, tmp, &n) != 0) {
+        return false;
+    }
+    /* Only canonical text: the bits of the last character past the last byte must be 0
+     * (4 of them after 2 characters of a group, 2 after 3). */
     while (len > 0 && s[len - 1] == '=') {
         len--;
     }
-    uint8_t tmp[18];
-    size_t n = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64val((unsigned char)s[i]);
-        if (v < 0) {
-            return false;
-        }
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n >= sizeof(tmp)) {
-                return false;
-            }
-            tmp[n++] = (uint8_t)(acc >> bits);
-        }
-    }
-    if (len % 4 == 1 || (acc & ((1u << bits) - 1)) != 0) {
+    if (len % 4 != 0 && (th_base64_value((unsigned char)s[len - 1]) & (len % 4 == 2 ? 15 : 3))) {
         return false;
     }
     if (n == 8) {
