@@ -26,6 +26,9 @@ work=$(mktemp -d /tmp/th-suite-XXXXXX)
 pidfile=$work/pid
 cleanup() {
   if [[ -f $pidfile ]]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+  # whatever this run started in the background (sink instance, load generator, nginx)
+  local j
+  for j in $(jobs -p); do kill "$j" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -37,6 +40,17 @@ LG=$root/build-rel/bench/th_loadgen
 TICK=$(getconf CLK_TCK)
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# A process and its children (nginx's master and workers).
+cpu_tree_ticks() {
+  local t=0 p
+  for p in "$1" $(pgrep -P "$1"); do t=$((t + $(cpu_ticks "$p"))); done
+  echo "$t"
+}
+rss_tree_kib() {
+  local t=0 p
+  for p in "$1" $(pgrep -P "$1"); do t=$((t + $(peak_rss_kib "$p"))); done
+  echo "$t"
+}
 peak_rss_kib() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
 wanted() { [[ -z $ONLY ]] || [[ ",$ONLY," == *",$1,"* ]]; }
 
@@ -65,22 +79,41 @@ EOF
 rows=()
 json_rows=()
 
+port_open() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+
+# Start Tracehouse pinned to core 1 with config $1, log $2; sets $pid. Fails loudly when the
+# bench ports are taken (a leftover server would be measured instead) or it does not start.
+start_th() {
+  local p
+  for p in 24318 24317 26686; do
+    if port_open "$p"; then
+      echo "bench/suite.sh: port $p is already in use; stop whatever listens there" >&2
+      exit 1
+    fi
+  done
+  taskset -c 1 "$TH" --config "$1" >"$2" 2>&1 &
+  pid=$!
+  echo "$pid" >"$pidfile"
+  for _ in $(seq 100); do
+    if port_open 24318; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  echo "bench/suite.sh: tracehouse did not start with $1:" >&2
+  tail -5 "$2" >&2
+  exit 1
+}
+
 # run NAME DESCRIPTION CONFIG_FILE LOADGEN_ARGS... : one scenario.
 run() {
   local name=$1 desc=$2 cfg=$3
   shift 3
   rm -rf "$work/data"
-  taskset -c 1 "$TH" --config "$cfg" >"$work/$name.log" 2>&1 &
-  local pid=$!
-  echo "$pid" >"$pidfile"
-  for _ in $(seq 50); do
-    if (exec 3<>/dev/tcp/127.0.0.1/24318) 2>/dev/null; then break; fi
-    sleep 0.1
-  done
+  start_th "$cfg" "$work/$name.log"
   local c0 t0 c1 t1
   c0=$(cpu_ticks "$pid")
   t0=$(date +%s.%N)
-  taskset -c 0 "$LG" -q -d "$SECS" --json "$work/$name.json" "$@" >"$work/$name.lg" || true
+  taskset -c 0 "$LG" -q -d "$SECS" -e 127.0.0.1:24318 -c 16 --json "$work/$name.json" "$@" >"$work/$name.lg" || true
   # Let the server finish what it accepted (store commits) before reading its CPU time.
   sleep 1
   c1=$(cpu_ticks "$pid")
@@ -99,8 +132,9 @@ run() {
     BEGIN {
       cpu = (c1 - c0) / tick; sps = acc / secs; per_cpu = cpu > 0 ? acc / cpu : 0;
       cpu_per_m = acc > 0 ? cpu / (acc / 1e6) : 0; bps = (disk > 0 && acc > 0) ? disk / acc : 0;
+      disk_txt = bps > 0 ? sprintf("%.0f", bps) : "-";
       printf "%s|%s|%.0f|%.0f|%.2f|%.1f|%s|%.2f\n", n, d, sps, per_cpu, cpu_per_m, rss / 1024,
-        bps > 0 ? sprintf("%.0f", bps) : "-", p99 }')
+        disk_txt, p99 }')
   echo "$line"
   rows+=("$line")
   IFS='|' read -r n d sps per_cpu cpu_m rss_mib bps p99 <<<"$line"
@@ -131,14 +165,15 @@ EOF
     taskset -c 1 nginx -c "$work/nginx.conf" >/dev/null 2>&1 &
     ngpid=$!
     sleep 0.5
-    c0=$(cpu_ticks "$ngpid")
-    taskset -c 0 "$LG" -q -d "$SECS" --json "$work/nginx.json" >/dev/null || true
-    c1=$(cpu_ticks "$ngpid")
-    rss=$(peak_rss_kib "$ngpid")
+    c0=$(cpu_tree_ticks "$ngpid")
+    taskset -c 0 "$LG" -q -d "$SECS" -e 127.0.0.1:24318 -c 16 --json "$work/nginx.json" >/dev/null || true
+    c1=$(cpu_tree_ticks "$ngpid")
+    rss=$(rss_tree_kib "$ngpid")
     kill "$ngpid"; wait "$ngpid" 2>/dev/null || true
     acc=$(sed -n 's/.*"accepted_spans":\([0-9]*\).*/\1/p' "$work/nginx.json")
     line=$(awk -v acc="$acc" -v secs="$SECS" -v c0="$c0" -v c1="$c1" -v tick="$TICK" -v rss="$rss" \
-      'BEGIN { cpu=(c1-c0)/tick; printf "nginx|nginx-light reading and discarding bodies (transport ceiling)|%.0f|%.0f|%.2f|%.1f|-|-\n", acc/secs, cpu>0?acc/cpu:0, acc>0?cpu/(acc/1e6):0, rss/1024 }')
+      'BEGIN { cpu = (c1 - c0) / tick; per = cpu > 0 ? acc / cpu : 0; m = acc > 0 ? cpu / (acc / 1e6) : 0;
+        printf "nginx|nginx-light reading and discarding bodies (transport ceiling)|%.0f|%.0f|%.2f|%.1f|-|-\n", acc / secs, per, m, rss / 1024 }')
     echo "$line"
     rows+=("$line")
   else
@@ -157,7 +192,7 @@ fi
 store_cfg() { # $1 processors list
   config "$(store_ext)
 processors:
-  batch: {}
+  memory_limiter: {check_interval: 1s, limit_mib: 1024}
   tail_sampling:
     decision_wait: 3s
     num_traces: 100000
@@ -187,27 +222,27 @@ service:
 }
 
 if wanted store-http; then
-  store_cfg batch >"$work/store.yaml"
-  run store-http "OTLP/HTTP protobuf -> batch -> LMDB store" "$work/store.yaml"
+  store_cfg memory_limiter >"$work/store.yaml"
+  run store-http "OTLP/HTTP protobuf -> memory_limiter -> LMDB store" "$work/store.yaml"
 fi
 if wanted store-json; then
-  store_cfg batch >"$work/store.yaml"
-  run store-json "OTLP/HTTP JSON -> batch -> LMDB store" "$work/store.yaml" -p http/json
+  store_cfg memory_limiter >"$work/store.yaml"
+  run store-json "OTLP/HTTP JSON -> memory_limiter -> LMDB store" "$work/store.yaml" -p http/json
 fi
 if wanted store-grpc; then
-  store_cfg batch >"$work/store.yaml"
-  run store-grpc "OTLP/gRPC -> batch -> LMDB store" "$work/store.yaml" -p grpc \
-    -e 127.0.0.1:24317
+  store_cfg memory_limiter >"$work/store.yaml"
+  run store-grpc "OTLP/gRPC -> memory_limiter -> LMDB store" "$work/store.yaml" -p grpc \
+    -e 127.0.0.1:24317 -c 2 --streams 8
 fi
 if wanted tail-sampling; then
   # ~17k traces/s for 3 s of decision_wait: ~50k traces in flight.
-  store_cfg "tail_sampling, batch" >"$work/ts.yaml"
-  run tail-sampling "OTLP/HTTP -> tail_sampling (status_code, latency, 10% probabilistic; ~50k traces in flight) -> batch -> store" \
+  store_cfg "memory_limiter, tail_sampling" >"$work/ts.yaml"
+  run tail-sampling "OTLP/HTTP -> memory_limiter -> tail_sampling (status_code, latency, 10% probabilistic; ~50k traces in flight) -> store" \
     "$work/ts.yaml" -r 170000 --errors 0.05 --slow 0.05
 fi
 if wanted redaction; then
-  store_cfg "redaction, batch" >"$work/red.yaml"
-  run redaction "OTLP/HTTP -> redaction (10 patterns, 20 attributes per span) -> batch -> store" \
+  store_cfg "memory_limiter, redaction" >"$work/red.yaml"
+  run redaction "OTLP/HTTP -> memory_limiter -> redaction (10 patterns, 20 attributes per span) -> store" \
     "$work/red.yaml" --attrs 20
 fi
 
@@ -235,7 +270,9 @@ service:
   telemetry: {logs: {level: warn}}
   pipelines: {traces: {receivers: [otlp], processors: [batch], exporters: [$4]}}" >"$work/$1.yaml"
   sleep 0.5
-  run "$1" "$2" "$work/$1.yaml"
+  # batch holds each sender's answer until its batch is handed on (200 ms or 8192 spans):
+  # 128 senders keep batches filling by size, as many SDK clients would.
+  run "$1" "$2" "$work/$1.yaml" -c 128
   kill -TERM "$sink"
   wait "$sink" 2>/dev/null || true
 }
@@ -257,22 +294,18 @@ if wanted queries; then
   jaeger_query:
     storage: {traces: main}
     http: {endpoint: 127.0.0.1:26686}
-processors:
-  batch: {}
 exporters:
   jaeger_storage_exporter: {trace_storage: main}
 service:
   extensions: [jaeger_storage, jaeger_query]
   telemetry: {logs: {level: warn}}
-  pipelines: {traces: {receivers: [otlp], processors: [batch], exporters: [jaeger_storage_exporter]}}" >"$work/q.yaml"
+  pipelines: {traces: {receivers: [otlp], exporters: [jaeger_storage_exporter]}}" >"$work/q.yaml"
   rm -rf "$work/data"
-  taskset -c 1 "$TH" --config "$work/q.yaml" >"$work/q.log" 2>&1 &
-  qpid=$!
-  echo "$qpid" >"$pidfile"
-  sleep 1
+  start_th "$work/q.yaml" "$work/q.log"
+  qpid=$pid
   echo "queries: filling the store with $QSPANS spans"
   t0=$(date +%s)
-  taskset -c 0 "$LG" -q -d 3600 --total-spans "$QSPANS" >"$work/fill.txt" || true
+  taskset -c 0 "$LG" -q -d 3600 -e 127.0.0.1:24318 -c 16 --total-spans "$QSPANS" >"$work/fill.txt" || true
   sleep 2
   fill_s=$(($(date +%s) - t0))
   disk=$(du -sb "$work/data" | cut -f1)
@@ -324,20 +357,16 @@ if wanted soak; then
     backends:
       main:
         lmdb: {path: $work/data, ttl: {spans: ${SOAK_TTL}s}, retention_interval: 5s}
-processors:
-  batch: {}
 exporters:
   jaeger_storage_exporter: {trace_storage: main}
 service:
   extensions: [jaeger_storage]
   telemetry: {logs: {level: warn}}
-  pipelines: {traces: {receivers: [otlp], processors: [batch], exporters: [jaeger_storage_exporter]}}" >"$work/soak.yaml"
+  pipelines: {traces: {receivers: [otlp], exporters: [jaeger_storage_exporter]}}" >"$work/soak.yaml"
   rm -rf "$work/data"
-  taskset -c 1 "$TH" --config "$work/soak.yaml" >"$work/soak.log" 2>&1 &
-  spid=$!
-  echo "$spid" >"$pidfile"
-  sleep 1
-  taskset -c 0 "$LG" -q -d "$SOAK_SECS" -r "$SOAK_RATE" --json "$work/soak.json" >/dev/null &
+  start_th "$work/soak.yaml" "$work/soak.log"
+  spid=$pid
+  taskset -c 0 "$LG" -q -d "$SOAK_SECS" -e 127.0.0.1:24318 -c 16 -r "$SOAK_RATE" --json "$work/soak.json" >/dev/null &
   lgpid=$!
   for ((t = 10; t <= SOAK_SECS; t += 10)); do
     sleep 10

@@ -549,13 +549,16 @@ int lg_gen_templates(const struct lg_shape *sh, struct lg_template **out, size_t
         }
         th_otlp_request_t *req = build_request(a, &r, sh, spans, (size_t)traces * per_trace);
         int rc = req ? encode(req, sh->json, &t[k].body, &t[k].len) : -1;
+        t[k].spans = (size_t)traces * per_trace;
+        if (rc == 0) {
+            rc = find_ids(&t[k], sh->json, (const uint8_t(*)[16])ids, traces);
+        }
+        if (rc == 0) {
+            /* the spans live in the arena: read their times before it goes */
+            rc = find_times(&t[k], sh->json, spans, (size_t)traces * per_trace);
+        }
         th_arena_destroy(a);
         if (rc != 0) {
-            goto fail;
-        }
-        t[k].spans = (size_t)traces * per_trace;
-        if (find_ids(&t[k], sh->json, (const uint8_t(*)[16])ids, traces) != 0 ||
-            find_times(&t[k], sh->json, spans, (size_t)traces * per_trace) != 0) {
             goto fail;
         }
         t[k].base_ns = base + 60ull * 1000000000u;
@@ -577,8 +580,7 @@ void lg_stamp(const struct lg_template *t, bool json, uint32_t seq, uint64_t shi
 {
     static const char hx[] = "0123456789abcdef";
     memcpy(dst, t->body, t->len);
-    uint8_t be[4] = {(uint8_t)(seq >> 24), (uint8_t)(seq >> 16), (uint8_t)(seq >> 8),
-                     (uint8_t)(seq | 1)};
+    uint8_t be[4] = {(uint8_t)(seq >> 24), (uint8_t)(seq >> 16), (uint8_t)(seq >> 8), (uint8_t)seq};
     for (size_t i = 0; i < t->n_id_off; i++) {
         uint8_t *p = dst + t->id_off[i];
         if (json) {

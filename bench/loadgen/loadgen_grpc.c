@@ -24,6 +24,9 @@ struct lg_stream {
 struct lg_conn {
     uv_tcp_t tcp;
     uv_connect_t connect;
+    uv_timer_t retry;    /* reconnects after a pause, so a dead server is not hammered */
+    unsigned backoff_ms; /* the next pause: 0 after a good connect, then 10 ms up to 1 s */
+    int handles;         /* handles still open once closing: freed at 0 */
     uv_loop_t *loop;
     struct sockaddr_storage addr;
     char authority[128];
@@ -153,6 +156,23 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     buf->len = sizeof(c->rbuf);
 }
 
+static void conn_free(struct lg_conn *c)
+{
+    if (--c->handles == 0) {
+        free(c);
+    }
+}
+
+static void on_retry_closed(uv_handle_t *h)
+{
+    conn_free(h->data);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    conn_connect(t->data);
+}
+
 static void on_closed(uv_handle_t *h)
 {
     struct lg_conn *c = h->data;
@@ -165,10 +185,11 @@ static void on_closed(uv_handle_t *h)
         end_stream(c, c->open, true);
     }
     if (c->closing) {
-        free(c);
+        conn_free(c);
         return;
     }
-    conn_connect(c);
+    c->backoff_ms = c->backoff_ms ? (c->backoff_ms * 2 > 1000 ? 1000 : c->backoff_ms * 2) : 10;
+    uv_timer_start(&c->retry, on_retry, c->backoff_ms, 0);
 }
 
 static void drop_conn(struct lg_conn *c)
@@ -222,6 +243,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     c->connected = true;
+    c->backoff_ms = 0;
     uv_tcp_nodelay(&c->tcp, 1);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     flush(c);
@@ -254,6 +276,9 @@ static struct lg_conn *grpc_open(uv_loop_t *loop, const struct sockaddr *addr,
     c->done = done;
     c->arg = arg;
     c->streams = 8;
+    c->handles = 2;
+    uv_timer_init(loop, &c->retry);
+    c->retry.data = c;
     conn_connect(c);
     return c;
 }
@@ -326,6 +351,7 @@ static int grpc_send(struct lg_conn *c, const uint8_t *body, size_t len, uint64_
 static void grpc_close(struct lg_conn *c)
 {
     c->closing = true;
+    uv_close((uv_handle_t *)&c->retry, on_retry_closed);
     if (!uv_is_closing((uv_handle_t *)&c->tcp)) {
         uv_close((uv_handle_t *)&c->tcp, on_closed);
     }

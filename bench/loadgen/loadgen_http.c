@@ -16,6 +16,9 @@
 struct lg_conn {
     uv_tcp_t tcp;
     uv_connect_t connect;
+    uv_timer_t retry;    /* reconnects after a pause, so a dead server is not hammered */
+    unsigned backoff_ms; /* the next pause: 0 after a good connect, then 10 ms up to 1 s */
+    int handles;         /* handles still open once closing: freed at 0 */
     uv_write_t write;
     uv_loop_t *loop;
     struct sockaddr_storage addr;
@@ -47,19 +50,37 @@ static void finish(struct lg_conn *c, int status)
     c->done(c, &a, c->arg);
 }
 
+static void conn_free(struct lg_conn *c)
+{
+    if (--c->handles == 0) {
+        free(c->body);
+        free(c);
+    }
+}
+
+static void on_retry_closed(uv_handle_t *h)
+{
+    conn_free(h->data);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    conn_connect(t->data);
+}
+
 static void on_closed(uv_handle_t *h)
 {
     struct lg_conn *c = h->data;
     c->connected = c->connecting = false;
     if (c->closing) {
-        free(c->body);
-        free(c);
+        conn_free(c);
         return;
     }
     if (c->busy) {
         finish(c, 0); /* the request died with the connection */
     }
-    conn_connect(c);
+    c->backoff_ms = c->backoff_ms ? (c->backoff_ms * 2 > 1000 ? 1000 : c->backoff_ms * 2) : 10;
+    uv_timer_start(&c->retry, on_retry, c->backoff_ms, 0);
 }
 
 static void drop_conn(struct lg_conn *c)
@@ -197,6 +218,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     c->connected = true;
+    c->backoff_ms = 0;
     uv_tcp_nodelay(&c->tcp, 1);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     /* Tell the scheduler the connection is free. */
@@ -229,6 +251,9 @@ static struct lg_conn *http_open(uv_loop_t *loop, const struct sockaddr *addr,
     c->json = json;
     c->done = done;
     c->arg = arg;
+    c->handles = 2;
+    uv_timer_init(loop, &c->retry);
+    c->retry.data = c;
     conn_connect(c);
     return c;
 }
@@ -283,10 +308,10 @@ static int http_send(struct lg_conn *c, const uint8_t *body, size_t len, uint64_
 static void http_close(struct lg_conn *c)
 {
     c->closing = true;
-    if (uv_is_closing((uv_handle_t *)&c->tcp)) {
-        return; /* on_closed frees it */
+    uv_close((uv_handle_t *)&c->retry, on_retry_closed);
+    if (!uv_is_closing((uv_handle_t *)&c->tcp)) {
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
     }
-    uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
 const struct lg_transport lg_http_transport = {
