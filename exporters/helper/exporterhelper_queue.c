@@ -305,6 +305,11 @@ static void retry_later(struct th__eh_slot *s, const struct th_export_result *r,
                          (unsigned long long)s->req->spans, r->message);
             slot_done(s, err, true);
         } else {
+            /* Same for memory: once the server fails a final attempt, the rest of the queue
+             * is dropped at once (counted and logged) rather than each waiting out its own
+             * timeout against a backend that is down or hanging, which would hold SIGTERM for
+             * queue length x timeout. */
+            h->drain_stopped = h->drain_stopped || h->draining;
             drop(s, err, "shutting down, no more retries", r->message);
         }
         return;
@@ -509,7 +514,12 @@ static void on_finish(uv_timer_t *t)
     while ((r = th__eh_list_pop(&h->queue)) != NULL) {
         h->undelivered_spans += r->spans;
         th__eh_unreserve(h, r->units);
-        th__eh_req_free(r); /* on disk: sent at the next start */
+        if (h->persistent) {
+            th__eh_req_free(r); /* on disk: sent at the next start */
+        } else {
+            stat_add(&h->c->stats.failed, r->spans);
+            complete(h, r, TH_ESHUTDOWN, false); /* settles a wait_for_result sender */
+        }
     }
     h->finished = true;
     if (h->undelivered_spans > 0) {

@@ -1022,6 +1022,38 @@ static void test_consumers_in_parallel(void **state)
     script_free(sc);
 }
 
+/* A memory queue whose backend keeps failing: after the first failed final attempt the rest
+ * is dropped at once (counted, senders waiting for the result told), instead of SIGTERM
+ * waiting for one timeout per queued request. */
+static void test_shutdown_gives_up_on_dead_backend(void **state)
+{
+    (void)state;
+    comp_reset();
+    struct script *sc = script_new(fail_retry);
+    struct th_retry_cfg r = retry_cfg(10000, 10000, 0, 1.5, 0);
+    struct th_queue_cfg q = queue_cfg(1, 100);
+    q.wait_for_result = true;
+    th_exporterhelper_t *h = helper(&r, &q, sc, NULL);
+    struct ackst a[20];
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(
+            th_exporterhelper_consume(h, tracked(mk_batch(10 * (uint64_t)i, 2, 1, 0), &a[i])),
+            TH_HELD);
+    }
+    assert_true(WAIT_FOR(LOCKED(sc, sc->n_sends) >= 1, 2000));
+    assert_int_equal(th_exporterhelper_shutdown(h), 0);
+    /* one request in its retry wait got its final attempt; the other 19 were never tried */
+    assert_true(LOCKED(sc, sc->n_sends) <= 2);
+    assert_int_equal(STAT(failed), 40);
+    assert_int_equal(STAT(sent), 0);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(settled(&a[i]), 1);
+        assert_true(a[i].result < 0);
+    }
+    th_exporterhelper_destroy(h);
+    script_free(sc);
+}
+
 static void test_shutdown_drains(void **state)
 {
     (void)state;
@@ -1382,6 +1414,7 @@ int main(void)
         cmocka_unit_test(test_partial_success),
         cmocka_unit_test(test_consumers_in_parallel),
         cmocka_unit_test(test_shutdown_drains),
+        cmocka_unit_test(test_shutdown_gives_up_on_dead_backend),
         cmocka_unit_test(test_persistent_restart),
         cmocka_unit_test(test_persistent_errors),
         cmocka_unit_test(test_persistent_survives_kill),
