@@ -79,11 +79,16 @@ int th__blkidx_parse(const uint8_t *p, size_t len, struct th__blkidx *v);
 /** Parse an svcsum value. @return 0 or TH_EIO. */
 int th__svcsum_parse(const uint8_t *p, size_t len, struct th__svcsum *v);
 
-/** Retention deletes at most this many blocks per transaction, so the writer never waits on
- *  a long delete. */
-#define TH_RETENTION_BLOCKS_PER_TXN 4
+/** Retention looks at most this many of the oldest blocks per transaction. */
+#define TH_RETENTION_BLOCKS_PER_TXN 512
 
-/** A retention pass stops after this long and goes on at the next call. */
+/** A retention transaction stops deleting after this long, so the writer never waits long on
+ *  it; a commit (and its sync) then covers hundreds of blocks rather than a few. */
+#define TH_RETENTION_TXN_NS 20000000ull
+
+/** A retention pass stops after this long, or after half the retention interval when that is
+ *  longer (so a pass can delete what arrived during one interval), and goes on at the next
+ *  call. */
 #define TH_RETENTION_BUDGET_NS 250000000ull
 
 /** A string-keyed cache entry of the catalog (services or operations). */

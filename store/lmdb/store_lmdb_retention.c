@@ -2,10 +2,12 @@
  * Retention of the LMDB span store: blocks are deleted oldest first, with every index entry
  * their meta record lists, when they are older than ttl (counted from ingest, as Jaeger's
  * badger store counts from write time) or while the pages in use exceed the size limit.
- * Each transaction deletes a few blocks so the writer never waits long, and a pass stops
- * after a time budget; LMDB reuses the freed pages, so the file stops growing once the
- * window is full.
+ * Each transaction deletes as many blocks as it can in a few milliseconds (one commit and
+ * sync then covers hundreds of blocks, yet the writer never waits long), and a pass stops
+ * after a time budget that lets it delete what arrived in one retention interval; LMDB
+ * reuses the freed pages, so the file stops growing once the window is full.
  */
+#include <sched.h>
 #include <string.h>
 
 #include "store/lmdb/store_lmdb.h"
@@ -15,6 +17,7 @@
 
 struct victim {
     uint64_t block, ingest;
+    uint64_t bytes; /* a rough guess of the pages deleting it frees: payload, meta, indexes */
 };
 
 /* Delete every key of @p dbi that starts with the 8 bytes of @p id. */
@@ -123,9 +126,10 @@ static int64_t delete_block(struct th_lmdb *s, struct th__txn *tx, uint64_t bloc
     return tx->ret ? tx->ret : spans;
 }
 
-/* The oldest blocks, with their ingest times. */
+/* The oldest blocks, with their ingest times, up to the first one ingested after @p until
+ * (the rest are not due, and reading their meta records costs a pass time). */
 static int oldest_blocks(struct th_lmdb *s, MDB_txn *t, struct victim *v, size_t max, size_t *n,
-                         th__mpw_t *buf)
+                         uint64_t until, th__mpw_t *buf)
 {
     *n = 0;
     MDB_cursor *c;
@@ -148,12 +152,17 @@ static int oldest_blocks(struct th_lmdb *s, MDB_txn *t, struct victim *v, size_t
         last = block;
         buf->len = 0;
         struct th__block_meta m;
-        uint64_t ingest = 0; /* no readable meta: treat as ancient, so it goes first */
+        uint64_t ingest = 0, bytes = 0; /* no readable meta: treat as ancient, so it goes first */
         if (th__chunks_get(s, t, block, TH_BLOCK_KIND_META, buf) == 0 &&
             th__block_meta_parse(buf->p, buf->len, &m) == 0) {
             ingest = m.ingest_ns;
+            /* the payload is about half of what a block takes with its indexes (README) */
+            bytes = 2 * ((uint64_t)m.comp_len + buf->len);
         }
-        v[(*n)++] = (struct victim){block, ingest};
+        v[(*n)++] = (struct victim){block, ingest, bytes};
+        if (ingest > until) {
+            break;
+        }
         /* jump past this block's chunks */
         uint8_t k[TH_KEY_BLOCK_LEN];
         th__key_block(k, block, 0xff, 0xffff);
@@ -234,8 +243,19 @@ int th__lmdb_retention(th_store_t *st, uint64_t now_ns)
     if (pthread_mutex_trylock(&s->retention_lock) != 0) {
         return 0; /* another pass is running */
     }
-    uint64_t deadline = th_now_mono_ns() + TH_RETENTION_BUDGET_NS;
+    /* at 50k spans/s a 5 s interval brings thousands of blocks; a fixed 250 ms pass deleted
+     * a few dozen of them and the file grew without bound */
+    uint64_t budget = TH_RETENTION_BUDGET_NS;
+    if (s->cfg.retention_interval_ns > 0) {
+        budget = TH_MAX(budget, (uint64_t)s->cfg.retention_interval_ns / 2);
+    }
+    uint64_t deadline = th_now_mono_ns() + budget;
     th__mpw_t buf = {0};
+    struct victim *v = th_malloc(TH_RETENTION_BLOCKS_PER_TXN * sizeof(*v));
+    if (!v) {
+        pthread_mutex_unlock(&s->retention_lock);
+        return TH_ENOMEM;
+    }
     int ret = 0;
     uint64_t target = 0; /* delete until the pages in use are at most this; 0: size is fine */
     bool first = true;
@@ -252,14 +272,10 @@ int th__lmdb_retention(th_store_t *st, uint64_t now_ns)
             break;
         }
         uint64_t used = 0;
-        struct victim v[TH_RETENTION_BLOCKS_PER_TXN];
         size_t nv = 0;
         ret = th__lmdb_used_bytes(s, rt.t, &used);
-        if (ret == 0) {
-            ret = oldest_blocks(s, rt.t, v, TH_ARRAY_SIZE(v), &nv, &buf);
-        }
-        th__txn_abort(&rt);
         if (ret != 0) {
+            th__txn_abort(&rt);
             break;
         }
         if (first) {
@@ -274,12 +290,29 @@ int th__lmdb_retention(th_store_t *st, uint64_t now_ns)
         } else if (target && used <= target) {
             target = 0;
         }
+        /* over the size target any block may go; otherwise only those ingested before this */
+        uint64_t until = 0;
+        if (target) {
+            until = UINT64_MAX;
+        } else if (s->cfg.ttl_ns > 0) {
+            until = now_ns - TH_MIN(now_ns, (uint64_t)s->cfg.ttl_ns);
+        }
+        ret = oldest_blocks(s, rt.t, v, TH_RETENTION_BLOCKS_PER_TXN, &nv, until, &buf);
+        th__txn_abort(&rt);
+        if (ret != 0) {
+            break;
+        }
+        /* every expired block, and while over the size target the oldest blocks that free
+         * about the excess (a transaction takes hundreds of blocks, which must not all go
+         * when a few bring the size down; the next round measures again) */
+        uint64_t need = target && used > target ? used - target : 0, freed = 0;
         size_t take = 0;
         for (; take < nv; take++) {
             bool expired = s->cfg.ttl_ns > 0 && v[take].ingest + (uint64_t)s->cfg.ttl_ns <= now_ns;
-            if (!expired && !target) {
+            if (!expired && freed >= need) {
                 break;
             }
+            freed += v[take].bytes;
         }
         if (!take) {
             break;
@@ -288,8 +321,12 @@ int th__lmdb_retention(th_store_t *st, uint64_t now_ns)
         struct th__txn tx;
         ret = th__txn_begin(s, false, &tx);
         uint64_t spans = 0;
-        for (size_t i = 0; ret == 0 && i < take; i++) {
-            int64_t r = delete_block(s, &tx, v[i].block, &buf);
+        /* one commit (and sync) for as many blocks as fit in the transaction's time, so the
+         * writer waits at most about that long */
+        uint64_t txn_end = th_now_mono_ns() + TH_RETENTION_TXN_NS;
+        size_t done = 0;
+        for (; ret == 0 && done < take && (done == 0 || th_now_mono_ns() < txn_end); done++) {
+            int64_t r = delete_block(s, &tx, v[done].block, &buf);
             if (r < 0) {
                 ret = (int)r;
             } else {
@@ -310,7 +347,10 @@ int th__lmdb_retention(th_store_t *st, uint64_t now_ns)
         if (ret != 0) {
             break;
         }
+        /* a writer woken by the unlock gets the lock before the next transaction takes it */
+        sched_yield();
     }
+    th_free(v);
     th__mpw_free(&buf);
     /* without sync, commits reach the disk when the OS writes them back; flushing here
      * bounds what an OS crash can lose to one retention interval */
