@@ -270,9 +270,7 @@ service:
   telemetry: {logs: {level: warn}}
   pipelines: {traces: {receivers: [otlp], processors: [batch], exporters: [$4]}}" >"$work/$1.yaml"
   sleep 0.5
-  # batch holds each sender's answer until its batch is handed on (200 ms or 8192 spans):
-  # 128 senders keep batches filling by size, as many SDK clients would.
-  run "$1" "$2" "$work/$1.yaml" -c 128
+  run "$1" "$2" "$work/$1.yaml"
   kill -TERM "$sink"
   wait "$sink" 2>/dev/null || true
 }

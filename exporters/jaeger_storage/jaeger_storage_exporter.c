@@ -143,6 +143,7 @@ const struct th_component_ops th_exporter_jaeger_storage_ops = {
     .type = "jaeger_storage_exporter",
     .signals = TH_SIGNAL_TRACES,
     .stability = TH_STABILITY_ALPHA,
+    .caps = TH_CAP_DURABLE, /* acks settle after the store's commit */
     .description = "Writes spans into a jaeger_storage backend (the LMDB span store)",
     .config_size = sizeof(struct th_jaeger_storage_exporter_cfg),
     .config = config,

@@ -172,6 +172,12 @@ static int otlp_grpc_init(struct th_component *c, const void *cfgp, struct th_co
     if (ret != 0) {
         e->transport = NULL;
     }
+    /* Without an in-memory queue (none, a persistent one, or wait_for_result) the helper
+     * settles acks only once the data is stored or delivered. */
+    if (!cfg->queue.enabled || (cfg->queue.storage && *cfg->queue.storage) ||
+        cfg->queue.wait_for_result) {
+        c->consumer.caps |= TH_CAP_DURABLE;
+    }
     return ret;
 }
 

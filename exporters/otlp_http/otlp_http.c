@@ -146,6 +146,12 @@ static int otlp_http_init(struct th_component *c, const void *p, struct th_consu
         }
         return ret;
     }
+    /* Without an in-memory queue (none, a persistent one, or wait_for_result) the helper
+     * settles acks only once the data is stored or delivered. */
+    if (!cfg->queue.enabled || (cfg->queue.storage && *cfg->queue.storage) ||
+        cfg->queue.wait_for_result) {
+        c->consumer.caps |= TH_CAP_DURABLE;
+    }
     /* The helper owns the transport from here on, even when it fails. */
     return th_exporterhelper_create(c, &cfg->retry, &cfg->queue, &th__otlphttp_transport_ops, t,
                                     &x->helper);

@@ -41,6 +41,16 @@ enum th_stability {
 /** The consumer changes the batches it is given: a fan-out hands it its own copy. */
 #define TH_CAP_MUTATES 0x1u
 
+/**
+ * The consumer settles acks only once the data is durable: committed to disk or delivered
+ * downstream (a store exporter, an exporter without an in-memory queue). A component that
+ * holds acks for its senders (the batch processor) does so only when this is set: holding
+ * them in front of a consumer that settles at enqueue anyway only delays the answer.
+ * @note Processors that pass batches on synchronously, acks included, inherit it from their
+ *       next consumer; one that settles acks itself (tail sampling) must not.
+ */
+#define TH_CAP_DURABLE 0x2u
+
 struct th_component;
 struct th_host;
 

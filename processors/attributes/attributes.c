@@ -18,6 +18,9 @@ static int attributes_init(struct th_component *c, const void *cfg, struct th_co
         th_log_error(c, "a processor needs a next consumer");
         return TH_EINVAL;
     }
+    /* Batches go on synchronously with their acks, so an ack settles when the consumer behind
+     * us settles it: we are as durable as it is. */
+    c->consumer.caps |= next->caps & TH_CAP_DURABLE;
     /* The settings are only needed while the processor copies them. */
     th_arena_t *a = th_arena_create(0, 0);
     if (!a) {

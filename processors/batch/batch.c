@@ -81,6 +81,9 @@ static int batch_init(struct th_component *c, const void *cfg_, struct th_consum
      * us: a mutating consumer downstream makes us a mutating consumer (a fan-out then gives
      * us our own copy), and split resources and scopes get copied for it. */
     c->consumer.caps |= next->caps;
+    /* Holding acks buys nothing in front of a consumer that settles them at enqueue (an
+     * in-memory sending queue): only a durable one makes "answered" mean "stored". */
+    p->durable = (next->caps & TH_CAP_DURABLE) != 0;
     th__batch_queue_init(&p->q, (next->caps & TH_CAP_MUTATES) != 0);
     if (cfg->metadata_keys.n > 0) {
         th_log_warn(c, "metadata_keys is set, but batching by client metadata is not supported yet "

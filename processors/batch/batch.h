@@ -7,13 +7,19 @@
  * Splitting to send_batch_max_size works at span granularity with new ResourceSpans and
  * ScopeSpans structs that point at slices of the sources' span arrays.
  *
- * Acknowledgements: a merged batch carries the acks of every source it holds spans of, so a
- * sender is answered only when every span of its request has been released downstream. When
- * the downstream consumer refuses a merged batch, the batch is failed with that error and
- * every sender in it is answered with it (a retryable error: HTTP 503) and retries, where the
- * Collector would drop the data and log.
+ * Acknowledgements: when the consumer behind us is durable (TH_CAP_DURABLE: a store, an
+ * exporter that answers once delivered), a merged batch carries the acks of every source it
+ * holds spans of, so a sender is answered only when every span of its request has been
+ * released downstream, and what is pending is sent at the end of each loop iteration in which
+ * batches arrived so that senders do not wait for the timer. When the downstream consumer
+ * refuses a merged batch, the batch is failed with that error and every sender in it is
+ * answered with it (a retryable error: HTTP 503) and retries, where the Collector would drop
+ * the data and log. When the consumer behind us is not durable (an in-memory sending queue
+ * settles at enqueue anyway), the acks are settled as each batch is queued, as the Collector
+ * answers at once, and the size trigger and the timer batch as in the Collector.
  *
- * Threads: consume, the timer and shutdown all run on the host's loop thread (host->loop).
+ * Threads: consume, the timer, the flush handle and shutdown all run on the host's loop
+ * thread (host->loop).
  */
 #ifndef TH_PROCESSOR_BATCH_H
 #define TH_PROCESSOR_BATCH_H
@@ -116,6 +122,7 @@ void th__batch_queue_deinit(struct th__batch_queue *q, int err);
 struct th_batch_processor_stats {
     uint64_t batch_size_trigger_send; /**< batches sent because send_batch_size was reached */
     uint64_t timeout_trigger_send;    /**< batches sent by the timer or at shutdown */
+    uint64_t loop_trigger_send;       /**< batches sent at the end of a loop iteration (durable) */
     uint64_t batches_sent;            /**< batches handed downstream */
     uint64_t spans_sent;              /**< spans in them */
     uint64_t batches_refused;         /**< batches the downstream consumer refused */
@@ -131,7 +138,12 @@ struct th_batch_processor {
     uint64_t timeout_ms;          /**< 0: no timer; at least 1 when the timeout is > 0 */
     struct th__batch_queue q;
     uv_timer_t *timer; /**< on host->loop once started; freed by its close callback */
-    bool stopped;      /**< shutdown has run */
+    /** Durable downstream only: sends what is pending once per loop iteration; active only
+     *  while spans are pending, so an idle collector does not spin. Freed by its close
+     *  callback. */
+    uv_idle_t *flush;
+    bool durable; /**< the next consumer is TH_CAP_DURABLE: hold acks until it settles */
+    bool stopped; /**< shutdown has run */
     struct th_batch_processor_stats stats;
     uint64_t last_refusal_log_ns; /**< rate limit of the refusal warning */
     uint64_t refusals_not_logged; /**< refusals since the last warning */
@@ -139,21 +151,30 @@ struct th_batch_processor {
 
 /**
  * Take a batch: queue it, then send while the size trigger holds (or at once without a
- * timer), splitting by send_batch_max_size.
- * @return 0 when everything was handed on, TH_HELD when spans are left pending,
+ * timer), splitting by send_batch_max_size. Not durable downstream: the batch's acks are
+ * settled (successfully) once it is queued, unless another holder shares the batch (a
+ * fan-out), whose acks are not ours to settle. Durable downstream: the flush handle is
+ * started when spans are left pending.
+ * @return 0 when everything was handed on or the acks were settled, TH_HELD when spans (and
+ *         their acks) are left pending,
  *         TH_ESHUTDOWN after shutdown, TH_ENOMEM (the batch is released; its senders get a
  *         retryable error). What downstream does with sent batches reaches the senders
  *         through the acks, not through this result.
  */
 int th__batch_processor_consume(struct th_batch_processor *p, th_batch_t *b);
 
-/** Start the timer on @p loop (when timeout > 0). @return 0 or a libuv error as TH_EIO. */
+/**
+ * Start the timer on @p loop (when timeout > 0) and, with a durable next consumer, create the
+ * per-iteration flush handle (started only while spans are pending).
+ * @return 0, TH_ENOMEM, or a libuv error as TH_EIO.
+ */
 int th__batch_processor_start(struct th_batch_processor *p, uv_loop_t *loop);
 
-/** Stop the timer and send everything pending. Idempotent; safe without start. */
+/** Stop the timer and the flush handle and send everything pending. Idempotent; safe
+ *  without start. */
 int th__batch_processor_shutdown(struct th_batch_processor *p);
 
-/** Free what is left (the timer is closed; pending spans are failed). */
+/** Free what is left (the timer and flush handle are closed; pending spans are failed). */
 void th__batch_processor_deinit(struct th_batch_processor *p);
 
 #endif

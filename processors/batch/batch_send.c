@@ -4,30 +4,46 @@
  * no timer) and the timer is restarted; when the timer fires, whatever is pending is sent;
  * shutdown sends everything left. Every sent batch is held until the downstream consumer
  * answers, so a refusal can fail it and reach each of its senders through their acks.
+ *
+ * Acks: with a durable next consumer (TH_CAP_DURABLE) they travel with the merged batches, and
+ * an idle handle sends what is pending once per loop iteration, so a sender waits for its
+ * data to be stored, not for the timer: a batch is whatever arrived in one iteration (or
+ * send_batch_size spans). Otherwise they are settled as each batch is queued, as the
+ * Collector answers at enqueue: the consumer behind us would settle them at its own enqueue
+ * anyway, so holding them would only slow senders with few requests in flight.
  */
 #include "processors/batch/batch.h"
 #include "th/log.h"
 
-/* Refusals from downstream are logged at most this often (each one reaches its senders). */
+/* Refusals from downstream are logged at most this often (each one reaches its senders when
+ * they are still waiting). */
 #define REFUSAL_LOG_INTERVAL_NS 1000000000ull
 
-static void log_refusal(struct th_batch_processor *p, int err, size_t spans)
+static void log_refusal(struct th_batch_processor *p, int err, size_t spans, bool acked)
 {
     uint64_t now = th_now_mono_ns();
     if (p->last_refusal_log_ns && now - p->last_refusal_log_ns < REFUSAL_LOG_INTERVAL_NS) {
         p->refusals_not_logged++;
         return;
     }
+    /* Senders answered at enqueue (nothing durable behind us) cannot be told any more: the
+     * data is lost, as in the Collector, and the line says so. */
     th_log_warn(&p->base,
-                "the next consumer refused a batch of %zu spans (%s); its senders are told to "
-                "retry (%llu more refusals since the last line)",
-                spans, th_strerror(err), (unsigned long long)p->refusals_not_logged);
+                "the next consumer refused a batch of %zu spans (%s); %s (%llu more refusals "
+                "since the last line)",
+                spans, th_strerror(err),
+                acked ? "dropped: its senders were answered at enqueue"
+                      : "its senders are told to retry",
+                (unsigned long long)p->refusals_not_logged);
     p->last_refusal_log_ns = now;
     p->refusals_not_logged = 0;
 }
 
+/* What sent a batch (each has its counter). */
+enum send_trigger { SEND_SIZE, SEND_TIMEOUT, SEND_LOOP };
+
 /* Send one batch of up to send_batch_max_size spans from the front of the queue. */
-static void send_one(struct th_batch_processor *p, bool size_trigger)
+static void send_one(struct th_batch_processor *p, enum send_trigger why)
 {
     th_batch_t *out = NULL;
     size_t before = p->q.spans;
@@ -44,19 +60,22 @@ static void send_one(struct th_batch_processor *p, bool size_trigger)
         return;
     }
     size_t spans = out->span_count;
-    if (size_trigger) {
+    if (why == SEND_SIZE) {
         p->stats.batch_size_trigger_send++;
+    } else if (why == SEND_LOOP) {
+        p->stats.loop_trigger_send++;
     } else {
         p->stats.timeout_trigger_send++;
     }
     /* Our own reference keeps the batch (and its acks) until we know the answer. */
     th_batch_retain(out);
+    bool acked = out->n_acks == 0; /* every source's ack was settled at enqueue */
     ret = th_consumer_consume(p->base.next, out);
     if (ret < 0) {
         th_batch_fail(out, ret);
         p->stats.batches_refused++;
         p->stats.spans_refused += spans;
-        log_refusal(p, ret, spans);
+        log_refusal(p, ret, spans, acked);
     } else {
         p->stats.batches_sent++;
         p->stats.spans_sent += spans;
@@ -69,8 +88,22 @@ static void on_timer(uv_timer_t *t)
     struct th_batch_processor *p = t->data;
     /* Pending spans are below send_batch_size here, so this is one batch unless max splits. */
     while (p->q.spans > 0) {
-        send_one(p, false);
+        send_one(p, SEND_TIMEOUT);
     }
+    if (p->flush) {
+        uv_idle_stop(p->flush);
+    }
+}
+
+/* End of a loop iteration in which batches arrived (durable downstream): send them all. */
+static void on_flush(uv_idle_t *h)
+{
+    struct th_batch_processor *p = h->data;
+    while (p->q.spans > 0) {
+        send_one(p, SEND_LOOP);
+    }
+    /* Stopped once empty: an active idle handle makes the loop poll without blocking. */
+    uv_idle_stop(h);
 }
 
 static void restart_timer(struct th_batch_processor *p)
@@ -86,26 +119,72 @@ int th__batch_processor_consume(struct th_batch_processor *p, th_batch_t *b)
         th_batch_release(b);
         return TH_ESHUTDOWN;
     }
+    /* Not durable downstream: answer at enqueue, unless the batch is shared (a fan-out gives
+     * the same batch to other pipelines, one of which may be durable: its acks are theirs
+     * too). A reference of ours keeps b alive to settle it after the push, which may release
+     * an empty batch at once; a failed push leaves the acks to fail with the batch. */
+    bool settle = !p->durable && __atomic_load_n(&b->refs, __ATOMIC_ACQUIRE) == 1;
+    if (settle) {
+        th_batch_retain(b);
+    }
     int ret = th__batch_queue_push(&p->q, b);
     if (ret != 0) {
         th_batch_release(b);
+        if (settle) {
+            th_batch_release(b);
+        }
         return ret;
+    }
+    if (settle) {
+        th_batch_settle_acks(b, 0);
+        th_batch_release(b);
     }
     bool sent = false;
     while (p->q.spans > 0 && (p->timeout_ms == 0 || p->q.spans >= p->send_batch_size)) {
-        send_one(p, true);
+        send_one(p, SEND_SIZE);
         sent = true;
     }
     if (sent) {
         restart_timer(p);
     }
-    return p->q.spans > 0 ? TH_HELD : 0;
+    if (p->q.spans > 0 && p->flush && (p->durable || !settle)) {
+        uv_idle_start(p->flush, on_flush); /* a no-op when already active */
+    }
+    return p->q.spans > 0 && !settle ? TH_HELD : 0;
+}
+
+/* The flush handle is created for every started instance: even without a durable consumer,
+ * a batch shared with another pipeline keeps its acks and must not wait for the timer. */
+static int start_flush(struct th_batch_processor *p, uv_loop_t *loop)
+{
+    uv_idle_t *h = th_malloc(sizeof(*h));
+    if (!h) {
+        return TH_ENOMEM;
+    }
+    int rc = uv_idle_init(loop, h);
+    if (rc != 0) {
+        th_free(h);
+        th_log_error(&p->base, "cannot create the batch flush handle: %s", uv_strerror(rc));
+        return TH_EIO;
+    }
+    h->data = p;
+    p->flush = h;
+    return 0;
 }
 
 int th__batch_processor_start(struct th_batch_processor *p, uv_loop_t *loop)
 {
-    if (p->timeout_ms == 0 || p->timer || !loop) {
+    if (!loop) {
         return 0; /* without a loop (a bare test) only size and shutdown send */
+    }
+    if (!p->flush && p->timeout_ms > 0) {
+        int ret = start_flush(p, loop);
+        if (ret != 0) {
+            return ret;
+        }
+    }
+    if (p->timeout_ms == 0 || p->timer) {
+        return 0;
     }
     uv_timer_t *t = th_malloc(sizeof(*t));
     if (!t) {
@@ -123,19 +202,24 @@ int th__batch_processor_start(struct th_batch_processor *p, uv_loop_t *loop)
     return 0;
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     th_free(h);
 }
 
-/* The timer lives on the heap and frees itself once libuv is done with it, so the instance
- * can go before the loop runs the close callback. */
-static void close_timer(struct th_batch_processor *p)
+/* The timer and the flush handle live on the heap and free themselves once libuv is done
+ * with them, so the instance can go before the loop runs the close callbacks. */
+static void close_handles(struct th_batch_processor *p)
 {
     if (p->timer) {
         uv_timer_stop(p->timer);
-        uv_close((uv_handle_t *)p->timer, on_timer_closed);
+        uv_close((uv_handle_t *)p->timer, on_handle_closed);
         p->timer = NULL;
+    }
+    if (p->flush) {
+        uv_idle_stop(p->flush);
+        uv_close((uv_handle_t *)p->flush, on_handle_closed);
+        p->flush = NULL;
     }
 }
 
@@ -145,15 +229,15 @@ int th__batch_processor_shutdown(struct th_batch_processor *p)
         return 0;
     }
     p->stopped = true;
-    close_timer(p);
+    close_handles(p);
     while (p->q.spans > 0) {
-        send_one(p, false);
+        send_one(p, SEND_TIMEOUT);
     }
     return 0;
 }
 
 void th__batch_processor_deinit(struct th_batch_processor *p)
 {
-    close_timer(p);
+    close_handles(p);
     th__batch_queue_deinit(&p->q, TH_ESHUTDOWN);
 }

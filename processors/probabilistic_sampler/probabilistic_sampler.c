@@ -20,6 +20,9 @@ static int psampler_init(struct th_component *c, const void *cfg_, struct th_con
         th_log_error(c, "a processor needs a next consumer");
         return TH_EINVAL;
     }
+    /* Batches go on synchronously with their acks, so an ack settles when the consumer behind
+     * us settles it: we are as durable as it is. */
+    c->consumer.caps |= next->caps & TH_CAP_DURABLE;
     struct th_probabilistic_sampler_settings s;
     int ret = th_probabilistic_sampler_settings_from_cfg(cfg, &s, err, sizeof(err));
     if (ret == 0) {

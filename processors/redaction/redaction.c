@@ -23,6 +23,9 @@ static int redaction_init(struct th_component *c, const void *cfg_, struct th_co
         th_log_error(c, "a processor needs a next consumer");
         return TH_EINVAL;
     }
+    /* Batches go on synchronously with their acks, so an ack settles when the consumer behind
+     * us settles it: we are as durable as it is. */
+    c->consumer.caps |= next->caps & TH_CAP_DURABLE;
     struct th_redaction_settings s;
     int ret = th_redaction_settings_from_cfg(cfg, &s, err, sizeof(err));
     if (ret == 0) {

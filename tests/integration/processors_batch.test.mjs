@@ -2,10 +2,13 @@
 //
 // batch: apps on the official JS SDK (protobuf and JSON exporters) send through a batch
 // processor to the file exporter: every span arrives once, with its own resource, in fewer
-// requests than were sent; the size trigger and send_batch_max_size split; a sender is
-// answered only when the batch holding its spans has been handed on (the timeout flush, or
-// SIGTERM's flush); and when the exporter refuses a merged batch (a file on /dev/full) every
-// sender in it gets 503.
+// requests than were sent; the size trigger and send_batch_max_size split. Acks: in front of
+// a consumer that is not durable (the file exporter settles at its own enqueue) a sender is
+// answered at enqueue, as by the Collector, and SIGTERM's flush still writes what is pending;
+// in front of a durable one (an otlp_http exporter without a sending queue, to a sink in
+// this test that holds or refuses its requests) a sender is answered only once its batch is
+// delivered, the batch leaves at the end of the loop iteration rather than at the timeout,
+// and a refusal downstream reaches every sender with 503.
 //
 // memory_limiter: a flood from many concurrent clients into memory_limiter -> batch (huge
 // send_batch_size, so accepted requests pile up in memory until the timeout) -> nop. The
@@ -96,6 +99,46 @@ function post(th, body, agent) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * An OTLP/HTTP sink standing in for a downstream collector: it records the span names of
+ * every request and answers by its `mode`: 'ok' (200), 'hold' (keeps the response until
+ * release()) or 'refuse' (503).
+ */
+async function startSink() {
+  const sink = { mode: 'ok', requests: [], held: [] };
+  sink.server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      sink.requests.push(Buffer.concat(chunks));
+      const answer = (code) => {
+        res.writeHead(code, { 'content-type': 'application/x-protobuf' });
+        res.end();
+      };
+      if (sink.mode === 'hold') {
+        sink.held.push(() => answer(200));
+      } else {
+        answer(sink.mode === 'refuse' ? 503 : 200);
+      }
+    });
+  });
+  await new Promise((r) => sink.server.listen(0, '127.0.0.1', r));
+  sink.port = sink.server.address().port;
+  sink.release = () => { sink.held.splice(0).forEach((f) => f()); };
+  sink.close = () => { sink.release(); sink.server.closeAllConnections(); sink.server.close(); };
+  return sink;
+}
+
+/** otlp_http to @p sink without a sending queue: it settles acks once delivered (durable). */
+function durableExporterYaml(sink) {
+  return `    endpoint: http://127.0.0.1:${sink.port}
+    sending_queue:
+      enabled: false
+    retry_on_failure:
+      enabled: false
+`;
+}
 
 /** Span counts per line of the file exporter's output. */
 async function lineSizes(th) {
@@ -190,21 +233,18 @@ describe('batch processor', () => {
     }
   });
 
-  test('a sender is answered only when the batch holding its spans has been sent', async () => {
+  test('not durable behind: a sender is answered at enqueue, the batch still waits for size', async () => {
     const th = await Tracehouse.start({
       yaml: config({ processors: { batch: { send_batch_size: 10, timeout: '60s' } } }),
     });
     try {
-      let answered = false;
-      const first = post(th, request('first', 4)).then((r) => { answered = true; return r; });
-      await sleep(700);
-      assert.equal(answered, false, 'answered while its spans were still pending');
-      // Six more spans fill the batch: it is sent, and both senders are answered.
+      // The file exporter settles at its own enqueue, so holding the ack would buy nothing.
+      const first = await post(th, request('first', 4));
+      assert.equal(first.status, 200);
+      assert.ok(first.ms < 5000, `answered after ${first.ms} ms`);
+      // Six more spans fill the batch: sent as one.
       const second = await post(th, request('second', 6));
-      const r = await first;
-      assert.equal(r.status, 200);
       assert.equal(second.status, 200);
-      assert.ok(second.ms < 5000, `answered after ${second.ms} ms`);
       await th.stopClean();
       assert.deepEqual(await lineSizes(th), [10]);
       await th.cleanup();
@@ -213,16 +253,59 @@ describe('batch processor', () => {
     }
   });
 
-  test('timeout flush: a lone request is sent (and answered) when the timer fires', async () => {
+  test('durable behind: a sender is answered once delivered, without waiting for the timer',
+    async () => {
+      const sink = await startSink();
+      const th = await Tracehouse.start({
+        yaml: config({
+          processors: { batch: { send_batch_size: 1000, timeout: '60s' } },
+          exporter: 'otlp_http',
+          exporterYaml: durableExporterYaml(sink),
+        }),
+      });
+      try {
+        sink.mode = 'hold';
+        let answered = false;
+        const t0 = Date.now();
+        const first = post(th, request('first', 4)).then((r) => { answered = true; return r; });
+        // Sent at the end of the loop iteration (far sooner than the 60s timeout) ...
+        while (sink.requests.length === 0 && Date.now() - t0 < 5000) {
+          await sleep(10);
+        }
+        assert.equal(sink.requests.length, 1, 'the batch was not sent before the timeout');
+        // ... but the sender waits until the downstream has it.
+        await sleep(300);
+        assert.equal(answered, false, 'answered before the downstream accepted the batch');
+        sink.release();
+        const r = await first;
+        assert.equal(r.status, 200);
+        assert.ok(r.ms < 10000, `answered after ${r.ms} ms`);
+        // Several concurrent senders, in one or a few batches, each answered once delivered.
+        sink.mode = 'ok';
+        const rs = await Promise.all(['a', 'b', 'c'].map((n) => post(th, request(n, 2))));
+        for (const x of rs) {
+          assert.equal(x.status, 200);
+        }
+        assert.ok(sink.requests.length >= 2 && sink.requests.length <= 4);
+        await th.stopClean();
+      } finally {
+        th.kill();
+        sink.close();
+        await th.cleanup();
+      }
+    });
+
+  test('timeout flush: a lone request is sent when the timer fires', async () => {
     const th = await Tracehouse.start({
       yaml: config({ processors: { batch: { send_batch_size: 1000, timeout: '1s' } } }),
     });
     try {
-      // The timer runs from start, as the Collector's does: the request waits for the next
-      // expiry, at most one timeout.
+      // The timer runs from start, as the Collector's does: the spans wait for the next
+      // expiry, at most one timeout (the sender was answered at enqueue).
       const r = await post(th, request('lone', 3));
       assert.equal(r.status, 200);
-      assert.ok(r.ms < 2500, `answered after ${r.ms} ms`);
+      await sleep(1500);
+      assert.deepEqual(await lineSizes(th), [3]);
       await th.stopClean();
       assert.deepEqual(await lineSizes(th), [3]);
       await th.cleanup();
@@ -231,34 +314,53 @@ describe('batch processor', () => {
     }
   });
 
-  // On SIGTERM the receiver stops accepting but keeps connections whose requests wait for
-  // their ack; the batch processor's shutdown flush settles them and they get their 200.
-  test('SIGTERM sends what is pending: the waiting sender gets 200 and the spans are written',
-    async () => {
-      const th = await Tracehouse.start({
-        yaml: config({ processors: { batch: { send_batch_size: 1000, timeout: '60s' } } }),
-      });
-      try {
-        let answered = false;
-        const pending = post(th, request('late', 4)).then(
-          (r) => { answered = true; return r; },
-          (err) => { answered = true; return { err }; });
-        await sleep(300);
-        assert.equal(answered, false, 'answered before the batch was sent');
-        await th.stopClean();
-        const r = await pending;
-        assert.equal(r.status, 200, `the waiting sender got ${r.status ?? r.err}`);
-        assert.deepEqual(await lineSizes(th), [4]);
-        await th.cleanup();
-      } finally {
-        th.kill();
-      }
+  test('SIGTERM sends what is pending: the spans are written', async () => {
+    const th = await Tracehouse.start({
+      yaml: config({ processors: { batch: { send_batch_size: 1000, timeout: '60s' } } }),
     });
+    try {
+      const r = await post(th, request('late', 4));
+      assert.equal(r.status, 200);
+      await sleep(300);
+      assert.deepEqual(await lineSizes(th), [], 'sent before the timer or SIGTERM');
+      await th.stopClean();
+      assert.deepEqual(await lineSizes(th), [4]);
+      await th.cleanup();
+    } finally {
+      th.kill();
+    }
+  });
 
-  test('a refused merged batch fails every sender in it with 503', async () => {
+  test('durable behind: a refused batch fails every sender in it with 503', async () => {
+    const sink = await startSink();
+    const th = await Tracehouse.start({
+      yaml: config({
+        processors: { batch: { send_batch_size: 1000, timeout: '30s' } },
+        exporter: 'otlp_http',
+        exporterYaml: durableExporterYaml(sink),
+      }),
+    });
+    try {
+      sink.mode = 'refuse';
+      const rs = await Promise.all(['b', 'c', 'd'].map((n) => post(th, request(n, 2))));
+      for (const r of rs) {
+        assert.equal(r.status, 503);
+        const st = pb.decodeStatus(r.body);
+        assert.equal(st.code, 14); // UNAVAILABLE: retry
+      }
+      assert.ok(sink.requests.length >= 1 && sink.requests.length <= 3);
+      await th.stop();
+    } finally {
+      th.kill();
+      sink.close();
+      await th.cleanup();
+    }
+  });
+
+  test('not durable behind: a refusal downstream is logged as dropped (senders had 200)', async () => {
     // The file exporter on /dev/full buffers the first batch, fails to write it, and from
-    // then on refuses new data as retryable. The size trigger (6 spans, no timer in 30s)
-    // makes the batches: the first request alone, then b, c and d together.
+    // then on refuses new data as retryable. Its senders were answered at enqueue, as the
+    // Collector answers, so the refusal can only be logged.
     const th = await Tracehouse.start({
       yaml: config({
         processors: { batch: { send_batch_size: 6, timeout: '30s' } },
@@ -269,15 +371,9 @@ describe('batch processor', () => {
       const first = await post(th, request('first', 6));
       assert.equal(first.status, 200);
       await sleep(300); // the writer has failed by now
-      const rs = await Promise.all(['b', 'c', 'd'].map((n) => post(th, request(n, 2))));
-      for (const r of rs) {
-        assert.equal(r.status, 503);
-        const st = pb.decodeStatus(r.body);
-        assert.equal(st.code, 14); // UNAVAILABLE: retry
-        assert.match(st.message, /retry later/);
-      }
-      // All three were in one batch, refused once.
-      assert.match(th.stderr, /refused a batch of 6 spans/);
+      const r = await post(th, request('b', 6));
+      assert.equal(r.status, 200);
+      assert.match(th.stderr, /refused a batch of 6 spans .*dropped: its senders were answered at enqueue/);
       await th.stop(); // the exporter reports the unwritten bytes: exit code 1
     } finally {
       await th.cleanup();
@@ -305,7 +401,15 @@ describe('memory_limiter processor', () => {
   function floodConfig(limiter) {
     const processors = {};
     if (limiter) {
-      processors.memory_limiter = { check_interval: '100ms', limit_mib: LIMIT_MIB, spike_limit_mib: SPIKE_MIB };
+      // Senders are answered at enqueue (nop is not durable), so the batch holds as much as
+      // the limiter lets in; once it flushes, the heap is free but RSS only falls at the next
+      // trim, which above the soft limit waits min_gc_interval_when_soft_limited (10s by
+      // default, backed off up to 30s): shorter here so recovery fits the test's patience.
+      processors.memory_limiter = {
+        check_interval: '100ms', limit_mib: LIMIT_MIB, spike_limit_mib: SPIKE_MIB,
+        min_gc_interval_when_soft_limited: '1s', max_gc_interval_when_soft_limited: '2s',
+        max_gc_interval_when_hard_limited: '2s',
+      };
     }
     processors.batch = { send_batch_size: 100000000, timeout: '3s' };
     return config({ processors, exporter: 'nop', exporterYaml: '' });
@@ -382,10 +486,10 @@ describe('memory_limiter processor', () => {
         `RSS reached ${maxRssKiB} KiB, over ${LIMIT_MIB} MiB + ${MARGIN_MIB} MiB`);
       assert.match(th.stderr, /Memory usage is above soft limit\. Refusing data\./);
 
-      // The flood is over: the batch flushes within its timeout, memory is returned, and a
-      // check lets data in again (the batch holds the request until its own timeout).
+      // The flood is over: the batch flushes within its timeout, memory is returned (trim),
+      // and a check lets data in again.
       let ok = null;
-      for (let i = 0; i < 20 && !ok; i++) {
+      for (let i = 0; i < 30 && !ok; i++) {
         const r = await post(th, request('after', 10));
         if (r.status === 200) {
           ok = r;

@@ -2,8 +2,10 @@
  * Unit tests of the batch processor (processors/batch): the config rules and their messages,
  * the size trigger (exactly full, one span more), the timer (driven on a real libuv loop),
  * splitting to send_batch_max_size at span granularity, the shutdown flush, acks settled only
- * when every batch holding a request's spans is released, downstream refusals failing every
- * sender of a merged batch, and allocation failures at every step of building a batch.
+ * when every batch holding a request's spans is released (with a durable consumer behind:
+ * TH_CAP_DURABLE) or at enqueue (without one), the per-iteration flush in front of a durable
+ * consumer, downstream refusals failing every sender of a merged batch, and allocation
+ * failures at every step of building a batch.
  *
  * Batches are built as the receiver leaves them: protobuf-c structs in one arena per request.
  * Every span is named "s<n>" with n increasing across requests, so the capture consumer can
@@ -379,6 +381,7 @@ static void test_exactly_full_sends_at_once(void **state)
 {
     (void)state;
     struct fixture *f = fx_new(10, 0, HOUR_NS);
+    f->cap.base.caps = TH_CAP_DURABLE;
     fx_start(f);
     unsigned first = next_id;
     assert_int_equal(fx_consume(f, make_batch("4")), TH_HELD);
@@ -402,6 +405,7 @@ static void test_one_span_more(void **state)
     (void)state;
     /* Without a max, everything pending goes in one batch: 11 spans. */
     struct fixture *f = fx_new(10, 0, HOUR_NS);
+    f->cap.base.caps = TH_CAP_DURABLE;
     fx_start(f);
     unsigned first = next_id;
     assert_int_equal(fx_consume(f, make_batch("6")), TH_HELD);
@@ -413,6 +417,7 @@ static void test_one_span_more(void **state)
 
     /* With max = size, the eleventh span stays for the timer (or the next request). */
     f = fx_new(10, 10, HOUR_NS);
+    f->cap.base.caps = TH_CAP_DURABLE;
     fx_start(f);
     first = next_id;
     assert_int_equal(fx_consume(f, make_batch("6")), TH_HELD);
@@ -495,8 +500,8 @@ static void test_timeout_flush(void **state)
     fx_start(f);
     unsigned first = next_id;
     uint64_t t0 = th_now_mono_ns();
-    assert_int_equal(fx_consume(f, make_batch("3")), TH_HELD);
-    assert_int_equal(fx_consume(f, make_batch("1,1")), TH_HELD);
+    assert_int_equal(fx_consume(f, make_batch("3")), 0);
+    assert_int_equal(fx_consume(f, make_batch("1,1")), 0);
     run_until(f, 1, 5000);
     uint64_t waited = th_now_mono_ns() - t0;
     assert_int_equal(f->cap.calls, 1);
@@ -506,7 +511,7 @@ static void test_timeout_flush(void **state)
     assert_int_equal(f->p->stats.timeout_trigger_send, 1);
     assert_int_equal(f->p->stats.batch_size_trigger_send, 0);
     /* The timer keeps running: more data goes out on the next expiry. */
-    assert_int_equal(fx_consume(f, make_batch("2")), TH_HELD);
+    assert_int_equal(fx_consume(f, make_batch("2")), 0);
     run_until(f, 2, 5000);
     assert_int_equal(f->cap.calls, 2);
     assert_int_equal(f->cap.sizes[1], 2);
@@ -523,11 +528,11 @@ static void test_size_send_restarts_timer(void **state)
     (void)state;
     struct fixture *f = fx_new(4, 0, 60 * 1000000LL); /* 60ms */
     fx_start(f);
-    assert_int_equal(fx_consume(f, make_batch("1")), TH_HELD);
+    assert_int_equal(fx_consume(f, make_batch("1")), 0);
     run_until(f, 99, 40); /* 40ms into the 60 */
     assert_int_equal(f->cap.calls, 0);
     assert_int_equal(fx_consume(f, make_batch("3")), 0); /* full: sent, timer restarted */
-    assert_int_equal(fx_consume(f, make_batch("1")), TH_HELD);
+    assert_int_equal(fx_consume(f, make_batch("1")), 0);
     uint64_t t0 = th_now_mono_ns();
     run_until(f, 2, 5000);
     uint64_t waited = th_now_mono_ns() - t0;
@@ -607,6 +612,7 @@ static void test_split_and_merge(void **state)
 {
     (void)state;
     struct fixture *f = fx_new(6, 7, HOUR_NS);
+    f->cap.base.caps = TH_CAP_DURABLE;
     fx_start(f);
     unsigned first = next_id;
     assert_int_equal(fx_consume(f, make_batch("3")), TH_HELD);
@@ -665,6 +671,7 @@ static void test_shutdown_flushes_everything(void **state)
 {
     (void)state;
     struct fixture *f = fx_new(1000, 0, HOUR_NS);
+    f->cap.base.caps = TH_CAP_DURABLE;
     fx_start(f);
     unsigned first = next_id;
     struct ack_rec rec[3];
@@ -698,6 +705,7 @@ static void test_shutdown_splits_by_max(void **state)
 {
     (void)state;
     struct fixture *f = fx_new(100, 100, HOUR_NS);
+    f->cap.base.caps = TH_CAP_DURABLE;
     fx_start(f);
     assert_int_equal(fx_consume(f, make_batch("40|40")), TH_HELD);
     /* reach into the queue past the size trigger, as several requests between sends would */
@@ -715,6 +723,7 @@ static void test_lifecycle_without_start(void **state)
     (void)state;
     struct capture cap;
     capture_init(&cap);
+    cap.base.caps = TH_CAP_DURABLE; /* the acks are held, so destroy must fail them */
     struct th_batch_processor_cfg cfg = {.send_batch_size = 100, .timeout = HOUR_NS};
     struct th_component *c = NULL;
     assert_int_equal(th_component_create(&th_processor_batch_ops, "batch", &cfg, &cap.base, &c), 0);
@@ -743,6 +752,7 @@ static void test_acks_settle_after_release(void **state)
 {
     (void)state;
     struct fixture *f = fx_new(4, 4, HOUR_NS);
+    f->cap.base.caps = TH_CAP_DURABLE;
     f->cap.keep = true;
     fx_start(f);
     struct ack_rec ra;
@@ -785,6 +795,7 @@ static void test_refusal_fails_every_sender(void **state)
     static const int errs[] = {TH_ERETRY, TH_ENOMEM, TH_EPERM};
     for (size_t e = 0; e < TH_ARRAY_SIZE(errs); e++) {
         struct fixture *f = fx_new(6, 6, HOUR_NS);
+        f->cap.base.caps = TH_CAP_DURABLE;
         fx_start(f);
         struct ack_rec rec[4];
         th_ack_t *acks[4];
@@ -821,6 +832,7 @@ static void test_refusal_of_passed_through_request(void **state)
 {
     (void)state;
     struct fixture *f = fx_new(10, 0, 0);
+    f->cap.base.caps = TH_CAP_DURABLE;
     fx_start(f);
     f->cap.ret = TH_ERETRY;
     struct ack_rec rec;
@@ -831,6 +843,146 @@ static void test_refusal_of_passed_through_request(void **state)
     th_ack_settle(ack, 0);
     assert_int_equal(rec.settled, 1);
     assert_int_equal(rec.result, TH_ERETRY);
+    fx_free(f);
+}
+
+/* ---- Durable or not downstream ---------------------------------------------------------- */
+
+/* Not durable behind us (an in-memory queue answers at enqueue anyway): the sender is
+ * answered as its batch is queued, long before the timer, as in the Collector; the data
+ * still goes out by size, timer or shutdown, and a refusal then no longer reaches it. */
+static void test_not_durable_answers_at_enqueue(void **state)
+{
+    (void)state;
+    struct fixture *f = fx_new(1000, 0, HOUR_NS);
+    fx_start(f);
+    assert_int_equal(f->c->consumer.caps & TH_CAP_DURABLE, 0);
+    unsigned first = next_id;
+    struct ack_rec rec[2];
+    for (int i = 0; i < 2; i++) {
+        th_batch_t *b = make_batch("2|1");
+        th_ack_t *ack = attach_ack(b, &rec[i]);
+        assert_int_equal(fx_consume(f, b), 0);
+        th_ack_settle(ack, 0);
+        assert_int_equal(rec[i].settled, 1);
+        assert_int_equal(rec[i].result, 0);
+    }
+    assert_int_equal(f->cap.calls, 0);
+    assert_int_equal(f->p->q.spans, 6);
+    /* no flush per loop iteration: the Collector's timer batching holds */
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->cap.calls, 0);
+    assert_false(uv_is_active((uv_handle_t *)f->p->flush));
+    f->cap.ret = TH_ERETRY;
+    assert_int_equal(f->c->ops->shutdown(f->c), 0);
+    assert_int_equal(f->cap.calls, 1);
+    assert_ids(&f->cap, first, 6);
+    assert_int_equal(rec[0].settled + rec[1].settled, 2); /* answered once, with success */
+    assert_int_equal(rec[0].result, 0);
+    fx_free(f);
+}
+
+/* A batch shared with another holder (a fan-out to a durable pipeline) keeps its acks even
+ * when nothing durable is behind us, and does not wait for the timer either. */
+static void test_not_durable_keeps_acks_of_shared_batch(void **state)
+{
+    (void)state;
+    struct fixture *f = fx_new(1000, 0, HOUR_NS);
+    fx_start(f);
+    struct ack_rec rec;
+    th_batch_t *b = make_batch("3");
+    th_ack_t *ack = attach_ack(b, &rec);
+    th_batch_retain(b); /* the other pipeline's reference */
+    assert_int_equal(fx_consume(f, b), TH_HELD);
+    th_ack_settle(ack, 0);
+    assert_int_equal(rec.settled, 0);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->cap.calls, 1); /* sent, and released by the capture */
+    assert_int_equal(rec.settled, 0);  /* the other holder still has it */
+    th_batch_release(b);
+    assert_int_equal(rec.settled, 1);
+    assert_int_equal(rec.result, 0);
+    fx_free(f);
+}
+
+/* Durable behind us: senders are answered only once the downstream settles, but they do not
+ * wait for the timer: what arrived before one loop iteration is sent, merged, at its end. */
+static void test_durable_flushes_each_iteration(void **state)
+{
+    (void)state;
+    struct fixture *f = fx_new(1000, 0, HOUR_NS);
+    f->cap.base.caps = TH_CAP_DURABLE;
+    f->cap.keep = true; /* the store: settles when the test says */
+    fx_start(f);
+    assert_true(f->c->consumer.caps & TH_CAP_DURABLE); /* declared upstream too */
+    unsigned first = next_id;
+    struct ack_rec rec[4];
+    static const char *const shapes[] = {"2", "1|1", "3,1", "1"};
+    for (int i = 0; i < 3; i++) {
+        th_batch_t *b = make_batch(shapes[i]);
+        th_ack_t *ack = attach_ack(b, &rec[i]);
+        assert_int_equal(fx_consume(f, b), TH_HELD);
+        th_ack_settle(ack, 0);
+    }
+    assert_int_equal(f->cap.calls, 0);
+    assert_true(uv_is_active((uv_handle_t *)f->p->flush));
+    uint64_t t0 = th_now_mono_ns();
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_true(th_now_mono_ns() - t0 < 1000000000ull); /* one iteration, not the hour */
+    /* the three requests, merged into one batch */
+    assert_int_equal(f->cap.calls, 1);
+    assert_int_equal(f->cap.sizes[0], 8);
+    assert_ids(&f->cap, first, 8);
+    assert_int_equal(f->p->stats.loop_trigger_send, 1);
+    assert_int_equal(f->p->stats.timeout_trigger_send, 0);
+    assert_int_equal(f->p->q.spans, 0);
+    /* nothing pending: the handle is stopped, so an idle loop blocks instead of spinning */
+    assert_false(uv_is_active((uv_handle_t *)f->p->flush));
+    /* sent, but not yet stored: nobody is answered */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(rec[i].settled, 0);
+    }
+    th_batch_release(f->cap.kept[0]);
+    f->cap.kept[0] = NULL;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(rec[i].settled, 1);
+        assert_int_equal(rec[i].result, 0);
+    }
+    /* the next iteration's request makes its own batch; a downstream failure reaches it */
+    th_batch_t *b = make_batch(shapes[3]);
+    th_ack_t *ack = attach_ack(b, &rec[3]);
+    assert_int_equal(fx_consume(f, b), TH_HELD);
+    th_ack_settle(ack, 0);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->cap.calls, 2);
+    assert_int_equal(f->cap.sizes[1], 1);
+    assert_int_equal(rec[3].settled, 0);
+    th_batch_fail(f->cap.kept[1], TH_ERETRY);
+    th_batch_release(f->cap.kept[1]);
+    f->cap.kept[1] = NULL;
+    assert_int_equal(rec[3].settled, 1);
+    assert_int_equal(rec[3].result, TH_ERETRY);
+    f->cap.n_kept = 0;
+    fx_free(f);
+}
+
+/* Durable behind us, the size trigger still sends at once, and the rest waits one iteration. */
+static void test_durable_size_trigger(void **state)
+{
+    (void)state;
+    struct fixture *f = fx_new(4, 4, HOUR_NS);
+    f->cap.base.caps = TH_CAP_DURABLE;
+    fx_start(f);
+    unsigned first = next_id;
+    assert_int_equal(fx_consume(f, make_batch("6")), TH_HELD);
+    assert_int_equal(f->cap.calls, 1);
+    assert_int_equal(f->cap.sizes[0], 4);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->cap.calls, 2);
+    assert_int_equal(f->cap.sizes[1], 2);
+    assert_ids(&f->cap, first, 6);
+    assert_int_equal(f->p->stats.batch_size_trigger_send, 1);
+    assert_int_equal(f->p->stats.loop_trigger_send, 1);
     fx_free(f);
 }
 
@@ -890,7 +1042,7 @@ static void test_alloc_failures(void **state)
     long n;
     for (n = 0;; n++) {
         struct fixture *f = fx_new(150, 150, HOUR_NS);
-        f->cap.base.caps = TH_CAP_MUTATES;
+        f->cap.base.caps = TH_CAP_MUTATES | TH_CAP_DURABLE;
         fx_start(f);
         for (int i = 0; i < OOM_REQS; i++) {
             first[i] = next_id;
@@ -1000,6 +1152,10 @@ int main(void)
         cmocka_unit_test(test_acks_settle_after_release),
         cmocka_unit_test(test_refusal_fails_every_sender),
         cmocka_unit_test(test_refusal_of_passed_through_request),
+        cmocka_unit_test(test_not_durable_answers_at_enqueue),
+        cmocka_unit_test(test_not_durable_keeps_acks_of_shared_batch),
+        cmocka_unit_test(test_durable_flushes_each_iteration),
+        cmocka_unit_test(test_durable_size_trigger),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_alloc_failures_lifecycle),
     };
