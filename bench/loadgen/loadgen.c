@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "bench/loadgen/loadgen.h"
+#include "th/common.h"
 
 /* Latency histogram in microseconds: bucket (e, i) holds values v with v >> e == i, where e
  * is 0 below 128 and otherwise picks i in 64..127: under 1.6% error up to hours. */
@@ -123,7 +124,7 @@ static bool send_one(struct run *r, struct lg_conn *c, uint64_t intended)
             return false;
         }
     }
-    uint64_t now = lg_wall_ns();
+    uint64_t now = th_now_unix_ns();
     lg_stamp(t, r->o.shape.json, r->seq, now > t->base_ns ? now - t->base_ns : 0, r->scratch);
     if (r->tr->send(c, r->scratch, t->len, intended) != 0) {
         return false;
@@ -141,7 +142,7 @@ static void pump(struct run *r)
     if (r->stopping) {
         return;
     }
-    uint64_t now = lg_now_ns();
+    uint64_t now = th_now_mono_ns();
     for (unsigned k = 0; k < r->o.connections; k++) {
         struct lg_conn *c = r->conns[k];
         while (r->tr->inflight(c) < r->tr->capacity(c)) {
@@ -171,7 +172,7 @@ static void on_done(struct lg_conn *c, const struct lg_answer *a, void *arg)
     (void)c;
     struct run *r = arg;
     if (a->status >= 0) {
-        uint64_t now = lg_now_ns();
+        uint64_t now = th_now_mono_ns();
         r->answered++;
         unsigned cls = a->status >= 200 && a->status < 600 ? (unsigned)a->status / 100 : 0;
         bool ok = cls == 2 && a->grpc_status <= 0;
@@ -200,7 +201,7 @@ static void on_done(struct lg_conn *c, const struct lg_answer *a, void *arg)
 static void on_tick(uv_timer_t *t)
 {
     struct run *r = t->data;
-    uint64_t now = lg_now_ns();
+    uint64_t now = th_now_mono_ns();
     if (now >= r->end_ns) {
         r->stopping = true;
         uv_timer_stop(&r->tick);
@@ -219,7 +220,7 @@ static void on_tick(uv_timer_t *t)
 static void on_report(uv_timer_t *t)
 {
     struct run *r = t->data;
-    uint64_t now = lg_now_ns();
+    uint64_t now = th_now_mono_ns();
     double dt = (double)(now - r->last_report_ns) / 1e9;
     if (!r->o.quiet) {
         fprintf(stderr, "  %6.1fs  accepted %9.0f spans/s  sent %llu req  non-2xx %llu\n",
@@ -243,7 +244,7 @@ static void send_late_part(struct run *r, int part)
     for (unsigned k = 0; k < r->o.connections; k++) {
         struct lg_conn *c = r->conns[k];
         if (r->tr->inflight(c) < r->tr->capacity(c) &&
-            r->tr->send(c, body, len, lg_now_ns()) == 0) {
+            r->tr->send(c, body, len, th_now_mono_ns()) == 0) {
             fprintf(stderr, "th_loadgen: late trace %s part %d sent (%zu spans)\n", r->late_trace,
                     part + 1, spans);
             r->late_part = part + 1;
@@ -257,7 +258,7 @@ static void send_late_part(struct run *r, int part)
 static void on_late(uv_timer_t *t)
 {
     struct run *r = t->data;
-    uint64_t now = lg_now_ns();
+    uint64_t now = th_now_mono_ns();
     if (r->late_part == 0) {
         send_late_part(r, 0);
     } else if (r->late_part == 1 && now - r->start_ns >= (uint64_t)(r->o.late_after_s * 1e9)) {
@@ -479,20 +480,6 @@ static int parse(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-uint64_t lg_wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t lg_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void report(struct run *r, double secs)
 {
     double p50 = histo_pct(&r->lat, 50), p90 = histo_pct(&r->lat, 90), p99 = histo_pct(&r->lat, 99),
@@ -614,8 +601,8 @@ int main(int argc, char **argv)
     }
     /* Each run starts its request numbers at a random point, so two runs with the same seed
      * (the same payload shapes) still send different trace ids to the same store. */
-    r.seq = (uint32_t)(lg_wall_ns() / 1000u * 2654435761u);
-    r.start_ns = r.last_report_ns = lg_now_ns();
+    r.seq = (uint32_t)(th_now_unix_ns() / 1000u * 2654435761u);
+    r.start_ns = r.last_report_ns = th_now_mono_ns();
     r.end_ns = r.start_ns + (uint64_t)(r.o.duration_s * 1e9);
     uv_timer_init(r.loop, &r.tick);
     uv_timer_init(r.loop, &r.report);
@@ -627,7 +614,7 @@ int main(int argc, char **argv)
         uv_timer_start(&r.late, on_late, 100, 100);
     }
     uv_run(r.loop, UV_RUN_DEFAULT);
-    double secs = (double)(lg_now_ns() - r.start_ns) / 1e9;
+    double secs = (double)(th_now_mono_ns() - r.start_ns) / 1e9;
     if (r.sent_req == 0) {
         fprintf(stderr, "th_loadgen: nothing was sent: no connection to %s could be made\n",
                 r.o.endpoint);

@@ -103,10 +103,4 @@ extern const struct lg_transport lg_grpc_transport;
 /** gRPC: how many requests one connection carries at once. */
 void lg_grpc_set_streams(struct lg_conn *c, unsigned n);
 
-/** Monotonic nanoseconds. */
-uint64_t lg_now_ns(void);
-
-/** Wall-clock nanoseconds since the Unix epoch. */
-uint64_t lg_wall_ns(void);
-
 #endif

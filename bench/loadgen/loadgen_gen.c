@@ -511,13 +511,6 @@ static int find_times(struct lg_template *t, bool json, const struct gspan *span
     return 0;
 }
 
-static uint64_t now_unix_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 int lg_gen_templates(const struct lg_shape *sh, struct lg_template **out, size_t *n_out)
 {
     struct rng r = {sh->seed};
@@ -532,7 +525,7 @@ int lg_gen_templates(const struct lg_shape *sh, struct lg_template **out, size_t
     if (!t || !spans || !ids) {
         goto fail;
     }
-    uint64_t base = now_unix_ns() - 60ull * 1000000000u;
+    uint64_t base = th_now_unix_ns() - 60ull * 1000000000u;
     for (unsigned k = 0; k < sh->templates; k++) {
         th_arena_t *a = th_arena_create(64 * 1024, 0);
         if (!a) {
@@ -636,7 +629,7 @@ int lg_gen_split_trace(const struct lg_shape *sh, int part, uint8_t **body, size
     }
     rnd_bytes(&r, id, 16);
     th_hex_encode(id, 16, trace_hex);
-    if (gen_trace(a, &r, sh, now_unix_ns() - 1000000000u, id, spans, n) != 0) {
+    if (gen_trace(a, &r, sh, th_now_unix_ns() - 1000000000u, id, spans, n) != 0) {
         goto out;
     }
     unsigned half = n / 2;
