@@ -5,8 +5,11 @@
 # th_loadgen pinned to core 0, and records spans/s accepted, Tracehouse's CPU seconds per
 # million spans (and its inverse, spans per CPU-second, the figure to compare), peak RSS
 # and, for the store, bytes on disk per span. Writes DIR/report.md and DIR/report.json
-# (default bench/results/). The nginx ceiling needs nginx-light (scripts/install-deps.sh
-# --bench installs it).
+# (default bench/results/): a table of the scenarios with their ratios to the nop pipeline
+# and to nginx from the same run, the queries, the soak, and each performance goal of
+# ARCHITECTURE.md section 4 beside the figure measured. The nginx ceiling needs nginx-light
+# (scripts/install-deps.sh --bench installs it); the default-config scenario needs the
+# default ports (4317, 4318, 16686, 8888, 13133) free.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -34,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 
 cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release -DTH_TESTS=OFF >/dev/null
-cmake --build build-rel -j"$(nproc)" --target tracehouse th_loadgen >/dev/null
+cmake --build build-rel -j"$(nproc)" --target tracehouse th_loadgen th_tail_sampling_bench >/dev/null
 TH=$root/build-rel/tracehouse
 LG=$root/build-rel/bench/th_loadgen
 TICK=$(getconf CLK_TCK)
@@ -78,8 +81,41 @@ EOF
 
 rows=()
 json_rows=()
+# Figures the goals table reads, by scenario name.
+declare -A PER_CPU=() RSS_MIB=() DISK_BPS=() BODY_BPS=() QP99=()
 
 port_open() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+# $1 / $2 as a ratio with two decimals, or "-".
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
+# "met" or "not met" for a comparison, "-" without a figure: met VALUE OP TARGET
+met() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "" || v == "-") { print "-"; exit }
+  ok = (op == ">=") ? v + 0 >= t + 0 : v + 0 <= t + 0; print ok ? "met" : "**not met**" }'; }
+
+# Each goal of ARCHITECTURE.md section 4 beside the figure this run measured.
+goals_table() {
+  local st=${PER_CPU[store-http]:-} ts=${PER_CPU[tail-sampling]:-} nop=${PER_CPU[nop]:-}
+  local share; share=$(awk -v a="$st" -v b="$nop" 'BEGIN { if (a > 0 && b > 0) printf "%.0f", 100 * a / b; else printf "-" }')
+  local search=""; local k
+  for k in service op attr; do
+    if [[ -n ${QP99[$k]:-} ]]; then search=$(awk -v a="$search" -v b="${QP99[$k]}" 'BEGIN { print (a == "" || b + 0 > a + 0) ? b : a }'); fi
+  done
+  local disk=${DISK_BPS[store-http]:-} body=${BODY_BPS[store-http]:-}
+  local dratio; dratio=$(ratio "$disk" "$body")
+  echo
+  echo "Goals (ARCHITECTURE.md section 4) beside this run's figures:"
+  echo
+  echo "| goal | target | measured here | |"
+  echo "|---|---|---|---|"
+  echo "| OTLP/HTTP protobuf into the store, indexes, unique trace ids | >= 300k spans per CPU-s | ${st:--} | $(met "$st" ">=" 300000) |"
+  echo "| the same with tail sampling (~50k traces in flight) | >= 200k spans per CPU-s | ${ts:--} | $(met "$ts" ">=" 200000) |"
+  echo "| store pipeline vs receive + decode + nop, same run | >= 50% | ${share}% (nginx: $(ratio "$st" "${PER_CPU[nginx]:-}")×) | $(met "$share" ">=" 50) |"
+  echo "| RSS at full load, default config | <= 256 MiB and flat | ${DEFAULT_RSS:--} MiB, ${DEFAULT_FLAT:--} | $(met "${DEFAULT_RSS:-}" "<=" 256) |"
+  echo "| trace by ID, ${QSPANS:-?} spans stored | p99 <= 2 ms | ${QP99[id]:--} ms | $(met "${QP99[id]:-}" "<=" 2) |"
+  echo "| search by service, operation, attribute | p99 <= 20 ms | ${search:--} ms (slowest of the three) | $(met "$search" "<=" 20) |"
+  echo "| disk per span, indexes included | <= the OTLP protobuf size (${body:--} B) | ${disk:--} B (${dratio}×) | $(met "$dratio" "<=" 1) |"
+  echo "| tail-sampling memory per buffered trace | <= 2 KB | ${TS_BYTES:--} B by RSS, ${TS_ACCOUNTED:--} B accounted | $(met "${TS_BYTES:-}" "<=" 2048) |"
+}
+
 
 # Start Tracehouse pinned to core 1 with config $1, log $2; sets $pid. Fails loudly when the
 # bench ports are taken (a leftover server would be measured instead) or it does not start.
@@ -138,7 +174,11 @@ run() {
   echo "$line"
   rows+=("$line")
   IFS='|' read -r n d sps per_cpu cpu_m rss_mib bps p99 <<<"$line"
-  json_rows+=("{\"scenario\":\"$n\",\"description\":\"$d\",\"spans_per_s\":$sps,\"spans_per_cpu_s\":$per_cpu,\"cpu_s_per_million_spans\":$cpu_m,\"peak_rss_mib\":$rss_mib,\"disk_bytes_per_span\":$([[ $bps == - ]] && echo null || echo "$bps"),\"p99_ms\":$p99}")
+  PER_CPU[$n]=$per_cpu
+  RSS_MIB[$n]=$rss_mib
+  DISK_BPS[$n]=$bps
+  BODY_BPS[$n]=$(sed -n 's/.*"body_bytes_per_span":\([0-9.]*\).*/\1/p' "$work/$name.json")
+  json_rows+=("{\"scenario\":\"$n\",\"description\":\"$d\",\"spans_per_s\":$sps,\"spans_per_cpu_s\":$per_cpu,\"cpu_s_per_million_spans\":$cpu_m,\"peak_rss_mib\":$rss_mib,\"disk_bytes_per_span\":$([[ $bps == - ]] && echo null || echo "$bps"),\"p99_ms\":$p99,\"otlp_pb_bytes_per_span\":${BODY_BPS[$n]:-null}}")
 }
 
 echo "scenario|description|spans/s|spans per CPU-s|CPU-s per M spans|peak RSS MiB|disk B/span|p99 ms"
@@ -176,6 +216,7 @@ EOF
         printf "nginx|nginx-light reading and discarding bodies (transport ceiling)|%.0f|%.0f|%.2f|%.1f|-|-\n", acc / secs, per, m, rss / 1024 }')
     echo "$line"
     rows+=("$line")
+    PER_CPU[nginx]=$(cut -d'|' -f4 <<<"$line")
   else
     echo "nginx|not installed (scripts/install-deps.sh --bench)|-|-|-|-|-|-"
   fi
@@ -337,11 +378,67 @@ service:
     line="$desc|$qps|$p50|$p99|$err"
     echo "queries: $line"
     qrows+=("$line")
+    QP99[$key]=${p99:-0}
     json_rows+=("{\"scenario\":\"query-$key\",\"description\":\"$desc, $QSPANS spans stored, 4 clients\",\"queries_per_s\":${qps:-0},\"p50_ms\":${p50:-0},\"p99_ms\":${p99:-0},\"errors\":${err:-0}}")
   done
   kill -TERM "$qpid"
   while kill -0 "$qpid" 2>/dev/null; do sleep 0.1; done
   rm -f "$pidfile"
+fi
+
+# ---- The embedded default config under full load: RSS must stay under 256 MiB and flat ------
+rss_samples=()
+if wanted default-config; then
+  for p in 4318 4317 16686 8888 13133; do
+    if port_open "$p"; then
+      echo "bench/suite.sh: port $p is in use; the default-config scenario needs the default ports" >&2
+      exit 1
+    fi
+  done
+  rm -rf "$work/data"
+  (cd "$work" && TRACEHOUSE_DATA=$work/data exec taskset -c 1 "$TH" >"$work/default.log" 2>&1) &
+  pid=$!
+  echo "$pid" >"$pidfile"
+  for _ in $(seq 100); do port_open 4318 && break; sleep 0.1; done
+  c0=$(cpu_ticks "$pid")
+  # 64 connections: more than the store takes, so the memory limiter is what holds RSS.
+  taskset -c 0 "$LG" -q -d "$SECS" -e 127.0.0.1:4318 -c 64 --json "$work/default.json" >/dev/null &
+  lgpid=$!
+  for ((t = 1; t <= SECS; t++)); do
+    sleep 1
+    rss_samples+=("$(awk '/VmRSS/ { print int($2 / 1024) }' "/proc/$pid/status")")
+  done
+  wait "$lgpid" || true
+  c1=$(cpu_ticks "$pid")
+  drss=$(($(peak_rss_kib "$pid") / 1024))
+  kill -TERM "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  rm -f "$pidfile"
+  dacc=$(sed -n 's/.*"accepted_spans":\([0-9]*\).*/\1/p' "$work/default.json")
+  half=$((${#rss_samples[@]} / 2))
+  first=0; second=0
+  for ((i = 0; i < ${#rss_samples[@]}; i++)); do
+    v=${rss_samples[$i]}
+    if ((i < half)); then ((v > first)) && first=$v; else ((v > second)) && second=$v; fi
+  done
+  # Flat: the second half of the run peaks within 5% (or 8 MiB) of the first half.
+  DEFAULT_FLAT=$(awk -v a="$first" -v b="$second" 'BEGIN { print (b <= a * 1.05 || b - a <= 8) ? "flat" : "growing" }')
+  DEFAULT_RSS=$drss
+  line=$(awk -v acc="$dacc" -v secs="$SECS" -v c0="$c0" -v c1="$c1" -v tick="$TICK" -v rss="$drss" \
+    'BEGIN { cpu = (c1 - c0) / tick; printf "default-config|no --config: the embedded default (memory_limiter 256 MiB -> store), 64 connections|%.0f|%.0f|%.2f|%.1f|-|-\n", acc / secs, cpu > 0 ? acc / cpu : 0, acc > 0 ? cpu / (acc / 1e6) : 0, rss }')
+  echo "$line"
+  rows+=("$line")
+  echo "default-config: RSS MiB each second: ${rss_samples[*]} ($DEFAULT_FLAT)"
+  json_rows+=("{\"scenario\":\"default-config\",\"peak_rss_mib\":$drss,\"rss_mib_each_second\":[$(IFS=,; echo "${rss_samples[*]}")],\"rss\":\"$DEFAULT_FLAT\"}")
+fi
+
+# ---- Tail-sampling memory per buffered trace (the processor alone, 50k traces) ------------
+if wanted ts-memory; then
+  "$root/build-rel/bench/th_tail_sampling_bench" -n 2000 >"$work/tsmem.txt" 2>&1 || true
+  TS_BYTES=$(sed -n 's/.*RSS beyond the span data: \([0-9]*\) B per trace.*/\1/p' "$work/tsmem.txt")
+  TS_ACCOUNTED=$(sed -n 's/.*accounted: \([0-9]*\) B per trace.*/\1/p' "$work/tsmem.txt")
+  echo "ts-memory: ${TS_ACCOUNTED:-?} B accounted, ${TS_BYTES:-?} B by RSS per buffered trace"
+  json_rows+=("{\"scenario\":\"ts-memory\",\"accounted_bytes_per_trace\":${TS_ACCOUNTED:-null},\"rss_bytes_per_trace\":${TS_BYTES:-null}}")
 fi
 
 # ---- Soak: ingest for several retention windows; the data file must stop growing ------------
@@ -385,9 +482,13 @@ fi
   echo
   echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), ${SECS}s per scenario; Tracehouse on core 1, th_loadgen on core 0 (closed loop, 4 connections, 100 spans per request unless noted)."
   echo
-  echo "| scenario | what | spans/s | spans per CPU-s | CPU-s per M spans | peak RSS MiB | disk B/span | p99 ms |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|"
-  for r in "${rows[@]}"; do echo "| ${r//|/ | } |"; done
+  echo "| scenario | what | spans/s | spans per CPU-s | × nop | × nginx | CPU-s per M spans | peak RSS MiB | disk B/span | p99 ms |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for r in "${rows[@]}"; do
+    IFS='|' read -r n d sps per_cpu cpu_m rss_mib bps p99 <<<"$r"
+    echo "| $n | $d | $sps | $per_cpu | $(ratio "$per_cpu" "${PER_CPU[nop]:-}") | $(ratio "$per_cpu" "${PER_CPU[nginx]:-}") | $cpu_m | $rss_mib | $bps | $p99 |"
+  done
+  goals_table
   if ((${#qrows[@]})); then
     echo
     echo "Queries through the Jaeger HTTP API with ${QSPANS:-} spans stored, 4 concurrent clients (wrk, ${QSECS:-}s each):"

@@ -83,6 +83,7 @@ struct run {
     struct lg_conn **conns;
     struct lg_template *tpl;
     size_t n_tpl;
+    double body_bytes_per_span; /* of the templates, uncompressed, in the chosen encoding */
     uint8_t *scratch;
     size_t scratch_cap;
     uint32_t seq;
@@ -504,10 +505,12 @@ static void report(struct run *r, double secs)
         printf("  late trace %s: %d of 2 parts sent\n", r->late_trace, r->late_part);
     }
     printf("RESULT protocol=%s sent_spans_per_s=%.0f accepted_spans_per_s=%.0f requests=%llu "
-           "non2xx=%llu errors=%llu p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f\n",
+           "non2xx=%llu errors=%llu p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f "
+           "body_bytes_per_span=%.1f\n",
            r->o.protocol, (double)r->sent_spans / secs, (double)r->ok_spans / secs,
            (unsigned long long)r->sent_req, (unsigned long long)non2xx,
-           (unsigned long long)r->by_class[0], p50, p99, p999, (double)r->lat.max_us / 1000.0);
+           (unsigned long long)r->by_class[0], p50, p99, p999, (double)r->lat.max_us / 1000.0,
+           r->body_bytes_per_span);
     if (r->o.json_out) {
         FILE *f = fopen(r->o.json_out, "w");
         if (!f) {
@@ -521,7 +524,7 @@ static void report(struct run *r, double secs)
                 "\"status_2xx\":%llu,\"status_4xx\":%llu,\"status_5xx\":%llu,\"status_429\":%llu,"
                 "\"unavailable\":%llu,\"grpc_errors\":%llu,\"transport_errors\":%llu,"
                 "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,"
-                "\"max\":%.3f}}\n",
+                "\"max\":%.3f},\"body_bytes_per_span\":%.1f}\n",
                 r->o.protocol, r->o.endpoint, r->o.rate > 0 ? "true" : "false", r->o.rate,
                 r->o.connections, secs, (unsigned long long)r->sent_spans,
                 (unsigned long long)r->ok_spans, (double)r->sent_spans / secs,
@@ -530,7 +533,7 @@ static void report(struct run *r, double secs)
                 (unsigned long long)r->by_class[5], (unsigned long long)r->s429,
                 (unsigned long long)r->s503, (unsigned long long)r->grpc_nonok,
                 (unsigned long long)r->by_class[0], p50, p90, p99, p999,
-                (double)r->lat.max_us / 1000.0);
+                (double)r->lat.max_us / 1000.0, r->body_bytes_per_span);
         fclose(f);
     }
 }
@@ -583,6 +586,12 @@ int main(int argc, char **argv)
     if (lg_gen_templates(&r.o.shape, &r.tpl, &r.n_tpl) != 0) {
         return 1;
     }
+    size_t tpl_bytes = 0, tpl_spans = 0;
+    for (size_t k = 0; k < r.n_tpl; k++) {
+        tpl_bytes += r.tpl[k].len;
+        tpl_spans += r.tpl[k].spans;
+    }
+    r.body_bytes_per_span = tpl_spans ? (double)tpl_bytes / (double)tpl_spans : 0;
     r.loop = uv_default_loop();
     r.conns = calloc(r.o.connections, sizeof(*r.conns));
     if (!r.conns) {

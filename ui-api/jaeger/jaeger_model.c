@@ -456,11 +456,74 @@ static bool key_eq(const struct span_key *x, const struct span_key *y)
            bytes_eq(x->scope_schema, y->scope_schema);
 }
 
+/* The span id as a number, the cheap first test: identical spans have identical ids. */
+static uint64_t span_id_of(const th_otlp_span_t *sp)
+{
+    uint64_t v = 0;
+    if (sp->span_id.len) {
+        memcpy(&v, sp->span_id.data, TH_MIN(sp->span_id.len, sizeof(v)));
+    }
+    return v;
+}
+
+/* Mark the span ids that occur more than once; only their spans can be duplicates. The
+ * table holds ids + 1 so that 0 means empty. */
+static int shared_ids(th_otlp_request_t *req, size_t n, th_arena_t *a, uint64_t **ids,
+                      uint8_t **shared, size_t *cap_out)
+{
+    size_t cap = 16;
+    while (cap < n * 2) {
+        cap *= 2;
+    }
+    *ids = th_arena_calloc(a, cap, sizeof(**ids));
+    *shared = th_arena_calloc(a, cap, 1);
+    if (!*ids || !*shared) {
+        return TH_ENOMEM;
+    }
+    for (size_t i = 0; i < req->n_resource_spans; i++) {
+        th_otlp_resource_spans_t *rs = req->resource_spans[i];
+        for (size_t j = 0; rs && j < rs->n_scope_spans; j++) {
+            th_otlp_scope_spans_t *ss = rs->scope_spans[j];
+            for (size_t k = 0; ss && k < ss->n_spans; k++) {
+                if (!ss->spans[k]) {
+                    continue;
+                }
+                uint64_t id = span_id_of(ss->spans[k]);
+                size_t slot = (size_t)((id + 1) * 0x9e3779b97f4a7c15ull >> 17) & (cap - 1);
+                while ((*ids)[slot] && (*ids)[slot] != id + 1) {
+                    slot = (slot + 1) & (cap - 1);
+                }
+                if ((*ids)[slot]) {
+                    (*shared)[slot] = 1;
+                }
+                (*ids)[slot] = id + 1;
+            }
+        }
+    }
+    *cap_out = cap;
+    return 0;
+}
+
+static bool id_shared(const uint64_t *ids, const uint8_t *shared, size_t cap, uint64_t id)
+{
+    size_t slot = (size_t)((id + 1) * 0x9e3779b97f4a7c15ull >> 17) & (cap - 1);
+    while (ids[slot] != id + 1) {
+        slot = (slot + 1) & (cap - 1);
+    }
+    return shared[slot] != 0;
+}
+
 static int adjust_dedupe(th_otlp_request_t *req, th_arena_t *a)
 {
     size_t n = th_jaeger_span_count(req);
     if (n < 2) {
         return 0;
+    }
+    uint64_t *ids;
+    uint8_t *shared;
+    size_t id_cap;
+    if (shared_ids(req, n, a, &ids, &shared, &id_cap) != 0) {
+        return TH_ENOMEM;
     }
     size_t cap = 16;
     while (cap < n * 2) {
@@ -500,6 +563,10 @@ static int adjust_dedupe(th_otlp_request_t *req, th_arena_t *a)
             for (size_t k = 0; k < ss->n_spans; k++) {
                 th_otlp_span_t *sp = ss->spans[k];
                 if (!sp) {
+                    continue;
+                }
+                if (!id_shared(ids, shared, id_cap, span_id_of(sp))) {
+                    ss->spans[kept++] = sp; /* no other span has its id: not a duplicate */
                     continue;
                 }
                 struct span_key *key = th_arena_alloc(a, sizeof(*key));

@@ -32,10 +32,24 @@ static bool over(th_jaeger_json_t *w)
     return w->err != 0;
 }
 
+/* Append without a call when there is room: a search answer is thousands of short tokens. */
+static inline int append(th_buf_t *b, const void *p, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    if (b->cap - b->len >= n) {
+        memcpy(b->ptr + b->len, p, n);
+        b->len += n;
+        return 0;
+    }
+    return th_buf_append(b, p, n);
+}
+
 static void put(th_jaeger_json_t *w, const void *p, size_t n)
 {
     if (!over(w)) {
-        w->err = th_buf_append(w->out, p, n);
+        w->err = append(w->out, p, n);
     }
 }
 
@@ -163,25 +177,45 @@ static size_t utf8_seq(const uint8_t *p, size_t avail)
     return n;
 }
 
+/* Bytes that end a run copied as is: control characters, the quote and backslash, the
+ * three Go escapes for HTML (<, >, &) and everything from 0x80 (checked as UTF-8). */
+static const uint8_t special[256] = {
+    [0x00 ... 0x1F] = 1, ['"'] = 1, ['\\'] = 1,          ['<'] = 1,
+    ['>'] = 1,           ['&'] = 1, [0x80 ... 0xFF] = 1,
+};
+
 int th_jaeger_json_escape(th_buf_t *out, const char *s, size_t len)
 {
     const uint8_t *p = (const uint8_t *)s;
     size_t i = 0, start = 0;
     int rc = 0;
-    while (i < len && rc == 0) {
+    while (rc == 0) {
+        /* the common case: a run of plain ASCII, copied in one go below */
+        while (i < len && !special[p[i]]) {
+            i++;
+        }
+        if (i >= len) {
+            break;
+        }
         uint8_t c = p[i];
         const char *esc = NULL;
+        size_t esc_len = 2;
         char tmp[6];
         size_t adv = 1;
         if (c >= 0x80) {
             adv = utf8_seq(p + i, len - i);
             if (adv == 0) {
                 esc = "\\ufffd";
+                esc_len = 6;
                 adv = 1;
             } else if (adv == 3 && c == 0xE2 && p[i + 1] == 0x80 &&
                        (p[i + 2] == 0xA8 || p[i + 2] == 0xA9)) {
                 /* U+2028 and U+2029 break JavaScript string literals; Go escapes them. */
                 esc = p[i + 2] == 0xA8 ? "\\u2028" : "\\u2029";
+                esc_len = 6;
+            } else {
+                i += adv; /* valid UTF-8 stays as it is */
+                continue;
             }
         } else if (c == '"') {
             esc = "\\\"";
@@ -197,35 +231,26 @@ int th_jaeger_json_escape(th_buf_t *out, const char *s, size_t len)
             esc = "\\b";
         } else if (c == '\f') {
             esc = "\\f";
-        } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+        } else {
+            /* other control characters, <, > and & */
             tmp[0] = '\\';
             tmp[1] = 'u';
             tmp[2] = '0';
             tmp[3] = '0';
             tmp[4] = hexdigits[c >> 4];
             tmp[5] = hexdigits[c & 0xF];
-            esc = NULL;
-            rc = th_buf_append(out, p + start, i - start);
-            if (rc == 0) {
-                rc = th_buf_append(out, tmp, 6);
-            }
-            i += 1;
-            start = i;
-            continue;
+            esc = tmp;
+            esc_len = 6;
         }
-        if (esc) {
-            rc = th_buf_append(out, p + start, i - start);
-            if (rc == 0) {
-                rc = th_buf_append(out, esc, strlen(esc));
-            }
-            i += adv;
-            start = i;
-        } else {
-            i += adv;
+        rc = append(out, p + start, i - start);
+        if (rc == 0) {
+            rc = append(out, esc, esc_len);
         }
+        i += adv;
+        start = i;
     }
     if (rc == 0) {
-        rc = th_buf_append(out, p + start, len - start);
+        rc = append(out, p + start, len - start);
     }
     return rc;
 }
