@@ -215,6 +215,8 @@ static int lmdb_open(const struct th_store_cfg *cfg, th_store_t **out, char *err
         snprintf(err, errlen, "out of memory");
         return TH_ENOMEM;
     }
+    static uint64_t opens;
+    s->gen = __atomic_add_fetch(&opens, 1, __ATOMIC_RELAXED);
     s->base.ops = &th_store_lmdb_ops;
     s->cfg = *cfg;
     s->cfg.path = s->path;

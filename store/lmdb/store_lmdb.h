@@ -121,6 +121,7 @@ struct th_lmdb {
     uint64_t map_size;
     dev_t dev;
     ino_t ino;
+    uint64_t gen; /* unique per open in this process: keys the readers' block cache */
 
     /* The writer side: write() and retention() hold wlock for each transaction, so the
      * in-memory writer state below changes only under it. */
@@ -243,10 +244,16 @@ int th__lmdb_retention(th_store_t *st, uint64_t now_ns);
 /** Bytes of pages in use: (last page + 1 - free pages) × page size. */
 int th__lmdb_used_bytes(struct th_lmdb *s, MDB_txn *t, uint64_t *used);
 
-/** Decompress a block's data chunks until at least @p need bytes of payload are out (all of
- *  it when need is SIZE_MAX). @return 0, TH_ENOENT, TH_EIO (corrupt), TH_ENOMEM. */
+/**
+ * A block's decompressed payload, at least its first @p need bytes (all of it when need is
+ * SIZE_MAX), from the calling thread's cache of recent blocks or decompressed now.
+ * @param[in,out] comp,out scratch buffers the caller owns and frees.
+ * @param[out] data,len the payload: valid until the thread's next call (it may sit in the
+ *             cache or in @p out).
+ * @return 0, TH_ENOENT, TH_EIO (corrupt), TH_ENOMEM.
+ */
 int th__block_payload(struct th_lmdb *s, MDB_txn *t, uint64_t block, size_t need, th__mpw_t *comp,
-                      th__mpw_t *out);
+                      th__mpw_t *out, const uint8_t **data, size_t *len);
 
 /** The block meta record, parsed (pointers into the caller's buffer). */
 struct th__block_meta {

@@ -232,7 +232,9 @@ int th__lmdb_get_trace(th_store_t *st, const uint8_t trace_id[16], uint64_t star
         for (; j < n && pieces[j].block == pieces[i].block; j++) {
             need = TH_MAX(need, (size_t)pieces[j].raw_off + pieces[j].raw_len);
         }
-        ret = th__block_payload(s, tx.t, pieces[i].block, need, &comp, &payload);
+        const uint8_t *pp = NULL;
+        size_t plen = 0;
+        ret = th__block_payload(s, tx.t, pieces[i].block, need, &comp, &payload, &pp, &plen);
         if (ret == TH_ENOENT) {
             /* an entry left behind by a block deleted with a corrupt meta record */
             ret = 0;
@@ -240,7 +242,7 @@ int th__lmdb_get_trace(th_store_t *st, const uint8_t trace_id[16], uint64_t star
             continue;
         }
         if (ret == 0) {
-            ret = th__blk_view_open(&view, payload.p, payload.len);
+            ret = th__blk_view_open(&view, pp, plen);
         }
         if (ret != 0) {
             goto out;
@@ -252,13 +254,12 @@ int th__lmdb_get_trace(th_store_t *st, const uint8_t trace_id[16], uint64_t star
             goto out;
         }
         for (size_t p = i; p < j && ret == 0; p++) {
-            if ((size_t)pieces[p].raw_off + pieces[p].raw_len > payload.len ||
+            if ((size_t)pieces[p].raw_off + pieces[p].raw_len > plen ||
                 pieces[p].raw_off < view.groups_off) {
                 ret = TH_EIO;
                 break;
             }
-            th__mpr_t r = {payload.p + pieces[p].raw_off,
-                           payload.p + pieces[p].raw_off + pieces[p].raw_len};
+            th__mpr_t r = {pp + pieces[p].raw_off, pp + pieces[p].raw_off + pieces[p].raw_len};
             ret = th__blk_dec_group(&r, view.n_scopes, a, gt_on_span, &g);
         }
         th_free(g.scope_map);
@@ -1100,13 +1101,15 @@ static int eval_one_block(struct search *x, const struct item *it)
     if (ret != 0 || !possible || bound < x->smin / 1000 || beaten(x, bound, it->block)) {
         return ret;
     }
-    ret = th__block_payload(x->s, x->t, it->block, SIZE_MAX, &x->comp, &x->payload);
+    const uint8_t *pp = NULL;
+    size_t plen = 0;
+    ret = th__block_payload(x->s, x->t, it->block, SIZE_MAX, &x->comp, &x->payload, &pp, &plen);
     if (ret == TH_ENOENT) {
         return 0; /* an index entry left behind by a block deleted with a corrupt meta */
     }
     struct th__blk_view view;
     if (ret == 0) {
-        ret = th__blk_view_open(&view, x->payload.p, x->payload.len);
+        ret = th__blk_view_open(&view, pp, plen);
     }
     if (ret != 0) {
         return ret;

@@ -5,6 +5,8 @@
  * page accounting for retention by size.
  */
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "store/lmdb/store_lmdb.h"
@@ -292,15 +294,108 @@ void th__chunks_del(struct th_lmdb *s, struct th__txn *tx, uint64_t block)
 
 /* ---- Block payloads ------------------------------------------------------------------- */
 
-int th__block_payload(struct th_lmdb *s, MDB_txn *t, uint64_t block, size_t need, th__mpw_t *comp,
-                      th__mpw_t *out)
+/*
+ * Each reading thread keeps its last few decompressed payloads. A trace's spans sit in one
+ * block per service, and traces that arrived together share blocks, so a search that
+ * returns 20 traces would otherwise decompress the same blocks again and again (half of a
+ * search's instructions went to zstd). Blocks never change once committed, and an id is
+ * only ever reused after a failed write that no reader saw, so entries need no
+ * invalidation; the store's open generation keeps stores apart.
+ */
+#define BCACHE_ENTRIES   32
+#define BCACHE_MAX_BYTES ((size_t)1 << 20) /* larger payloads are not kept */
+
+struct bcache_entry {
+    uint64_t gen, block, used;
+    th__mpw_t payload; /* the whole decompressed payload */
+};
+
+struct bcache {
+    uint64_t clock;
+    struct bcache_entry e[BCACHE_ENTRIES];
+};
+
+static pthread_key_t bcache_key;
+static pthread_once_t bcache_once = PTHREAD_ONCE_INIT;
+
+static void bcache_free(void *p)
 {
+    struct bcache *c = p;
+    for (size_t i = 0; i < BCACHE_ENTRIES; i++) {
+        th__mpw_free(&c->e[i].payload);
+    }
+    th_free(c);
+}
+
+static void bcache_key_make(void)
+{
+    pthread_key_create(&bcache_key, bcache_free);
+}
+
+static struct bcache *thread_bcache(void)
+{
+    pthread_once(&bcache_once, bcache_key_make);
+    struct bcache *c = pthread_getspecific(bcache_key);
+    if (!c && (c = th_calloc(1, sizeof(*c))) != NULL && pthread_setspecific(bcache_key, c) != 0) {
+        th_free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+int th__block_payload(struct th_lmdb *s, MDB_txn *t, uint64_t block, size_t need, th__mpw_t *comp,
+                      th__mpw_t *out, const uint8_t **data, size_t *len)
+{
+    struct bcache *c = thread_bcache();
+    struct bcache_entry *victim = NULL;
+    if (c) {
+        for (size_t i = 0; i < BCACHE_ENTRIES; i++) {
+            struct bcache_entry *e = &c->e[i];
+            if (e->used && e->gen == s->gen && e->block == block) {
+                e->used = ++c->clock;
+                *data = e->payload.p;
+                *len = e->payload.len;
+                return 0;
+            }
+            if (!victim || e->used < victim->used) {
+                victim = e;
+            }
+        }
+    }
     comp->len = 0;
     int ret = th__chunks_get(s, t, block, TH_BLOCK_KIND_DATA, comp);
     if (ret != 0) {
         return ret;
     }
-    return th__zstd_partial(comp->p, comp->len, need, out);
+    if (!victim) {
+        ret = th__zstd_partial(comp->p, comp->len, need, out);
+        *data = out->p;
+        *len = out->len;
+        return ret;
+    }
+    /* Whole payloads only: a block is one zstd block or a few, so stopping early at `need`
+     * saves little, and a whole payload serves every later trace in the block. */
+    victim->used = 0;
+    ret = th__zstd_partial(comp->p, comp->len, SIZE_MAX, &victim->payload);
+    if (ret != 0) {
+        th__mpw_free(&victim->payload); /* also clears the buffer's sticky error */
+        return ret;
+    }
+    if (victim->payload.len > BCACHE_MAX_BYTES) {
+        /* too large to keep: hand it over to the caller's buffer */
+        th__mpw_free(out);
+        *out = victim->payload;
+        victim->payload = (th__mpw_t){0};
+        *data = out->p;
+        *len = out->len;
+        return 0;
+    }
+    victim->gen = s->gen;
+    victim->block = block;
+    victim->used = ++c->clock;
+    *data = victim->payload.p;
+    *len = victim->payload.len;
+    return 0;
 }
 
 /* ---- Block meta ----------------------------------------------------------------------- */

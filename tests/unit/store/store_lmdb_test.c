@@ -396,13 +396,15 @@ static void test_roundtrip_every_field(void **state)
     struct th__txn tx;
     assert_int_equal(th__txn_begin(s, true, &tx), 0);
     th__mpw_t comp = {0}, payload = {0};
-    assert_int_equal(th__block_payload(s, tx.t, 1, SIZE_MAX, &comp, &payload), 0);
+    const uint8_t *pp;
+    size_t plen;
+    assert_int_equal(th__block_payload(s, tx.t, 1, SIZE_MAX, &comp, &payload, &pp, &plen), 0);
     th__txn_abort(&tx);
     size_t off = 0, objects = 0;
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
-    while (off < payload.len) {
-        assert_int_equal(msgpack_unpack_next(&u, (const char *)payload.p, payload.len, &off),
+    while (off < plen) {
+        assert_int_equal(msgpack_unpack_next(&u, (const char *)pp, plen, &off),
                          MSGPACK_UNPACK_SUCCESS);
         objects++;
     }
@@ -410,6 +412,46 @@ static void test_roundtrip_every_field(void **state)
     assert_int_equal(objects, 1 + 1 + 1 + 1); /* header, resource, scope, one trace group */
     th__mpw_free(&comp);
     th__mpw_free(&payload);
+}
+
+/* ---- The readers' block cache ------------------------------------------------------- */
+
+/* One trace of one span named @p name in a fresh store at f->dir (block 1 every time). */
+static void write_one(struct fx *f, const uint8_t tid[16], const char *name)
+{
+    th_otlp_request_t *req = tu_request(f->a);
+    th_otlp_resource_spans_t *rs = tu_resource(f->a, req, "svc");
+    th_otlp_scope_spans_t *ss = tu_scope(f->a, rs, "lib", "1");
+    tu_span(f->a, ss, tid, 0x10, 0, name, 2, TU_T0, TU_T0 + TU_S);
+    assert_int_equal(tu_write(f->st, req), 0);
+}
+
+static const char *only_span_name(struct fx *f, const uint8_t tid[16])
+{
+    th_otlp_request_t *got;
+    assert_int_equal(th_store_get_trace(f->st, tid, 0, 0, f->a, &got), 0);
+    const th_otlp_span_t *sp[2];
+    assert_int_equal(tu_spans(got, sp, 2), 1);
+    return sp[0]->name;
+}
+
+/* Block ids start again at 1 in a new store: what this thread cached of the old store's
+ * block 1 must not be served for the new one, even at the same path and address. */
+static void test_block_cache_per_store(void **state)
+{
+    struct fx *f = *state;
+    uint8_t tid[16];
+    tu_tid(tid, 7);
+    write_one(f, tid, "first");
+    assert_string_equal(only_span_name(f, tid), "first");
+    assert_string_equal(only_span_name(f, tid), "first"); /* now from the cache */
+
+    th_store_close(f->st);
+    f->st = NULL;
+    tu_rmdir(f->dir);
+    assert_int_equal(open_store(f, NULL), 0);
+    write_one(f, tid, "second");
+    assert_string_equal(only_span_name(f, tid), "second");
 }
 
 /* ---- Traces in pieces ----------------------------------------------------------------- */
@@ -1293,6 +1335,7 @@ int main(void)
         cmocka_unit_test(test_as_string),
         cmocka_unit_test_setup_teardown(test_roundtrip_every_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_in_pieces_out_of_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_cache_per_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_traces_and_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_newest_first_by_start, setup, teardown),
