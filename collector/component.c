@@ -72,8 +72,21 @@ static int component_consume(struct th_consumer *self, th_batch_t *batch)
     return ret;
 }
 
-int th_component_create(const struct th_component_ops *ops, const char *id, const void *cfg,
-                        struct th_consumer *next, struct th_component **out)
+/* The metrics face: snapshots after shutdown are refused like batches. */
+static int component_consume_metrics(struct th_metrics_consumer *self, th_metrics_t *m)
+{
+    struct th_component *c =
+        (struct th_component *)((char *)self - offsetof(struct th_component, metrics_consumer));
+    if (c->shut_down || !c->ops->consume_metrics) {
+        th_metrics_release(m);
+        return c->shut_down ? TH_ESHUTDOWN : TH_EUNSUPPORTED;
+    }
+    return c->ops->consume_metrics(c, m);
+}
+
+static int create(const struct th_component_ops *ops, const char *id, const void *cfg,
+                  struct th_consumer *next, struct th_metrics_consumer *metrics_next,
+                  struct th_component **out)
 {
     th_assert(ops->abi == TH_COMPONENT_ABI);
     th_assert(ops->instance_size >= sizeof(struct th_component));
@@ -92,6 +105,8 @@ int th_component_create(const struct th_component_ops *ops, const char *id, cons
     c->next = next;
     c->consumer.consume = component_consume;
     c->consumer.caps = ops->caps;
+    c->metrics_consumer.consume = component_consume_metrics;
+    c->metrics_next = metrics_next;
     int ret = ops->init ? ops->init(c, cfg, next) : 0;
     if (ret != 0) {
         if (ops->destroy) {
@@ -103,6 +118,37 @@ int th_component_create(const struct th_component_ops *ops, const char *id, cons
     }
     *out = c;
     return 0;
+}
+
+int th_component_create(const struct th_component_ops *ops, const char *id, const void *cfg,
+                        struct th_consumer *next, struct th_component **out)
+{
+    return create(ops, id, cfg, next, NULL, out);
+}
+
+int th_component_create_metrics(const struct th_component_ops *ops, const char *id, const void *cfg,
+                                struct th_metrics_consumer *metrics_next, struct th_component **out)
+{
+    return create(ops, id, cfg, NULL, metrics_next, out);
+}
+
+/* The reason is published before the error, so a reader that sees the error sees a reason
+ * that goes with it (or the previous one, briefly). */
+void th_component_set_status(struct th_component *c, int err, const char *reason)
+{
+    if (err != 0) {
+        __atomic_store_n(&c->status_reason, reason, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&c->status_err, err, __ATOMIC_RELEASE);
+}
+
+int th_component_status(const struct th_component *c, const char **reason)
+{
+    int err = __atomic_load_n(&c->status_err, __ATOMIC_ACQUIRE);
+    if (reason) {
+        *reason = err ? __atomic_load_n(&c->status_reason, __ATOMIC_ACQUIRE) : NULL;
+    }
+    return err;
 }
 
 void th_component_destroy(struct th_component *c)

@@ -1004,19 +1004,20 @@ static int parse_pipeline(struct cctx *c, const char *key, const th_node_t *v,
     if (ret != 0) {
         return ret;
     }
+    /* Metrics pipelines carry what connectors (span_metrics) make of traces. */
     size_t tl = strcspn(id, "/");
-    if (tl != 6 || strncmp(id, "traces", 6) != 0) {
-        static const char *const others[] = {"metrics", "logs", "profiles"};
+    if (!(tl == 6 && !strncmp(id, "traces", 6)) && !(tl == 7 && !strncmp(id, "metrics", 7))) {
+        static const char *const others[] = {"logs", "profiles"};
         for (size_t i = 0; i < TH_ARRAY_SIZE(others); i++) {
             if (strlen(others[i]) == tl && !strncmp(id, others[i], tl)) {
                 return cfail(c,
-                             "%s: only traces pipelines are supported (Tracehouse is a trace "
-                             "collector; %s is not)",
+                             "%s: only traces and metrics pipelines are supported (Tracehouse "
+                             "is a trace collector; %s is not)",
                              path, others[i]);
             }
         }
-        return cfail(c, "%s: unknown signal \"%.*s\" (only traces is supported)", path, (int)tl,
-                     id);
+        return cfail(c, "%s: unknown signal \"%.*s\" (only traces and metrics are supported)", path,
+                     (int)tl, id);
     }
     p->id = id;
     if (v->kind != TH_NODE_NULL && v->kind != TH_NODE_MAP) {

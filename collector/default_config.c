@@ -1,6 +1,7 @@
 /*
  * The embedded default config, used when tracehouse runs without --config: OTLP in, the LMDB
- * span store at ./tracehouse-data, the Jaeger query API on 16686. It listens on localhost
+ * span store at ./tracehouse-data, the Jaeger query API on 16686, internal metrics on 8888 and
+ * the health check on 13133. It listens on localhost
  * only; TRACEHOUSE_HOST=0.0.0.0 opens it to every interface. docs/default-config.yaml holds
  * the same text (a unit test checks they match).
  */
@@ -23,6 +24,9 @@ static const char default_config[] =
     "      traces: tracehouse\n"
     "    http:\n"
     "      endpoint: ${env:TRACEHOUSE_HOST:-localhost}:16686\n"
+    "  # 200 once every pipeline runs; 503 while the store cannot write.\n"
+    "  health_check:\n"
+    "    endpoint: ${env:TRACEHOUSE_HOST:-localhost}:13133\n"
     "\n"
     "receivers:\n"
     "  otlp:\n"
@@ -46,7 +50,7 @@ static const char default_config[] =
     "    trace_storage: tracehouse\n"
     "\n"
     "service:\n"
-    "  extensions: [jaeger_storage, jaeger_query]\n"
+    "  extensions: [jaeger_storage, jaeger_query, health_check]\n"
     "  pipelines:\n"
     "    traces:\n"
     "      receivers: [otlp]\n"
@@ -55,7 +59,15 @@ static const char default_config[] =
     "  telemetry:\n"
     "    logs:\n"
     "      level: info\n"
-    "      encoding: json\n";
+    "      encoding: json\n"
+    "    # Internal metrics for Prometheus at http://localhost:8888/metrics.\n"
+    "    metrics:\n"
+    "      readers:\n"
+    "        - pull:\n"
+    "            exporter:\n"
+    "              prometheus:\n"
+    "                host: ${env:TRACEHOUSE_HOST:-localhost}\n"
+    "                port: 8888\n";
 
 const char *th_default_config(void)
 {

@@ -11,6 +11,7 @@
 #include "th/collector.h"
 #include "th/help.h"
 #include "th/log.h"
+#include "th/telemetry.h"
 
 static void usage(FILE *out)
 {
@@ -110,6 +111,35 @@ static int cmd_validate(int argc, char **argv)
     return 0;
 }
 
+/* Stops the internal metrics endpoint when shutdown begins: it must not read components that
+ * are shutting down. */
+static void stop_telemetry(void *data)
+{
+    th_telemetry_t **t = data;
+    th_telemetry_stop(*t);
+    *t = NULL;
+}
+
+/*
+ * The internal metrics endpoint. Unlike the Collector, which refuses to start, a port that
+ * cannot be bound only costs the metrics (logged as an error): several collectors on one host
+ * with the default :8888 keep collecting traces.
+ */
+static void start_telemetry(th_collector_t *c, const struct th_telemetry_cfg *cfg,
+                            th_telemetry_t **telemetry)
+{
+    char err[512];
+    int ret = th_telemetry_start(c, cfg, telemetry, err, sizeof(err));
+    if (ret != 0) {
+        th_log_error(NULL, "internal metrics are off: %s", err);
+        return;
+    }
+    if (*telemetry) {
+        th_log_info(NULL, "internal metrics on http://%s/metrics", cfg->metrics_endpoint);
+        th_collector_on_shutdown(c, stop_telemetry, telemetry);
+    }
+}
+
 static int cmd_run(int argc, char **argv)
 {
     const char *path;
@@ -132,7 +162,10 @@ static int cmd_run(int argc, char **argv)
         th_log_error(NULL, "invalid configuration: %s", err);
         return 1;
     }
+    th_telemetry_t *telemetry = NULL;
+    start_telemetry(c, &cfg->telemetry, &telemetry);
     int ret = th_collector_run(c);
+    stop_telemetry(&telemetry); /* already stopped, unless the collector never shut down */
     th_collector_destroy(c);
     /* Let handles closed by the destroy finish closing before the loop goes. */
     uv_run(loop, UV_RUN_DEFAULT);

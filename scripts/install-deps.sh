@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install what Tracehouse needs on Debian 12: build tools and libraries, and with --test the
-# test tools too (cmocka, clang with libFuzzer, Node.js for the SDK tests). Uses sudo when not
-# root. Skips apt entirely when everything is already installed.
+# test tools too (cmocka, clang with libFuzzer, Node.js for the SDK tests, Prometheus and
+# promtool). Uses sudo when not root. Skips apt entirely when everything is already installed.
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libh2o-dev
       libuv1-dev liblmdb-dev libmsgpack-dev libyaml-dev zlib1g-dev libzstd-dev libssl-dev
       libnghttp2-dev libpcre2-dev libcurl4-openssl-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format)
+  # prometheus: promtool for the deploy/prometheus rule tests, the server for the e2e test.
+  pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format prometheus)
 fi
 # --bench: what bench/suite.sh compares against and drives with.
 if [[ "${1:-}" == "--bench" ]]; then

@@ -93,6 +93,7 @@ int th_exporterhelper_create(struct th_component *c, const struct th_retry_cfg *
     }
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->started_cond, NULL);
+    c->exporterhelper = h; /* the metrics endpoint and health_check find the queue here */
     *out = h;
     return 0;
 }
@@ -315,6 +316,9 @@ void th_exporterhelper_destroy(th_exporterhelper_t *h)
         return;
     }
     th_exporterhelper_shutdown(h);
+    if (h->c && h->c->exporterhelper == h) {
+        h->c->exporterhelper = NULL;
+    }
     /* after the thread: only what a failed start or a never-started helper left */
     struct th__eh_req *r;
     while ((r = th__eh_list_pop(&h->ready)) != NULL) {
@@ -344,6 +348,11 @@ void th_exporterhelper_queue_stats(const th_exporterhelper_t *h, uint64_t *size,
     if (capacity) {
         *capacity = h->capacity;
     }
+}
+
+bool th_exporterhelper_queue_enabled(const th_exporterhelper_t *h)
+{
+    return h->qcfg.enabled;
 }
 
 uint64_t th_exporterhelper_enqueue_failed(const th_exporterhelper_t *h)

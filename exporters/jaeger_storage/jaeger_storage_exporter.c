@@ -137,6 +137,21 @@ static int jse_consume(struct th_component *c, th_batch_t *batch)
     return th__jse_writer_push(&e->writer, batch);
 }
 
+void th_jaeger_storage_exporter_queue_stats(const struct th_component *c, uint64_t *size,
+                                            uint64_t *capacity, uint64_t *enqueue_failed)
+{
+    const struct th_jaeger_storage_exporter *e = (const struct th_jaeger_storage_exporter *)c;
+    if (size) {
+        *size = __atomic_load_n(&e->writer.count, __ATOMIC_RELAXED);
+    }
+    if (capacity) {
+        *capacity = e->writer.cap;
+    }
+    if (enqueue_failed) {
+        *enqueue_failed = __atomic_load_n(&e->writer.enqueue_failed, __ATOMIC_RELAXED);
+    }
+}
+
 const struct th_component_ops th_exporter_jaeger_storage_ops = {
     .abi = TH_COMPONENT_ABI,
     .kind = TH_KIND_EXPORTER,

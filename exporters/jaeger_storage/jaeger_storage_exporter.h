@@ -47,6 +47,7 @@ struct th_jse_writer {
     size_t max_bytes;
     uint64_t retention_interval_ns;
     uint64_t last_retention_ns;
+    uint64_t enqueue_failed; /* spans refused because the queue was full (atomic) */
 };
 
 struct th_jaeger_storage_exporter {
@@ -77,5 +78,16 @@ void th__jse_writer_stop(struct th_jse_writer *w);
 
 /** Free the queue (releasing anything left, with a failure). */
 void th__jse_writer_deinit(struct th_jse_writer *w);
+
+/**
+ * The queue's state for the internal metrics (otelcol_exporter_queue_size and _capacity,
+ * in batches, and otelcol_exporter_enqueue_failed_spans). Safe from any thread.
+ * @param[in] c an instance of th_exporter_jaeger_storage_ops.
+ * @param[out] size batches waiting for the writer; may be NULL.
+ * @param[out] capacity the most that may wait; may be NULL.
+ * @param[out] enqueue_failed spans refused because the queue was full; may be NULL.
+ */
+void th_jaeger_storage_exporter_queue_stats(const struct th_component *c, uint64_t *size,
+                                            uint64_t *capacity, uint64_t *enqueue_failed);
 
 #endif

@@ -105,7 +105,11 @@ static void *writer_main(void *arg)
         int ret = write_group(w, group, n);
         if (ret == 0) {
             __atomic_add_fetch(&w->owner->stats.sent, spans, __ATOMIC_RELAXED);
+            th_component_set_status(w->owner, 0, NULL);
         } else {
+            /* health_check reports this until a write succeeds again. */
+            th_component_set_status(
+                w->owner, ret, ret == TH_ESPACE ? "the store is full" : "the store cannot write");
             th_log_error_ctx(w->owner, "writing spans to the store",
                              "%zu spans not stored, senders will retry: %s", spans,
                              th_strerror(ret));
@@ -151,6 +155,7 @@ int th__jse_writer_push(struct th_jse_writer *w, th_batch_t *b)
     if (w->count == w->cap || (w->count > 0 && w->bytes + bytes > w->max_bytes)) {
         size_t count = w->count, queued = w->bytes;
         pthread_mutex_unlock(&w->lock);
+        __atomic_add_fetch(&w->enqueue_failed, b->span_count, __ATOMIC_RELAXED);
         th_batch_release(b);
         th_log_debug(w->owner, "queue full: %zu batches, %zu bytes queued, %zu more refused", count,
                      queued, bytes);

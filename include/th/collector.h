@@ -16,7 +16,9 @@ typedef struct th_collector th_collector_t;
 /**
  * Build the graph: decode and check every configured component's config, check the
  * pipelines' references, create (init, no I/O) every component a pipeline uses, and wire
- * receivers → processors → fan-out → exporters.
+ * receivers → processors → fan-out → exporters. A connector (span_metrics) is one instance
+ * that is an exporter of the traces pipelines naming it and feeds the metrics pipelines that
+ * name it as a receiver; metrics pipelines are wired first for that reason.
  * @param[in] cfg the parsed config; the collector takes it over (also on failure).
  * @param[in] loop the loop components run on; NULL for a collector that is only validated.
  * @param[out] out the collector.
@@ -59,6 +61,26 @@ void th_collector_stop(th_collector_t *c);
  * @return the instance, or NULL.
  */
 struct th_component *th_collector_find(th_collector_t *c, enum th_kind kind, const char *id);
+
+/** Called by th_collector_foreach_component for each instance. */
+typedef void (*th_collector_each_fn)(void *data, struct th_component *comp, const char *pipeline);
+
+/**
+ * Visit every component instance in start order (extensions, exporters, processors,
+ * receivers). Processors are per pipeline, so one processor id may come several times, each
+ * with its @p pipeline id; other kinds come once with pipeline NULL.
+ * @note The set of instances is fixed from create to destroy: safe from another thread
+ *       while the collector runs (what each instance's state allows is the caller's concern).
+ */
+void th_collector_foreach_component(th_collector_t *c, th_collector_each_fn fn, void *data);
+
+/**
+ * Register one function to call when shutdown begins, before any component is shut down
+ * (the internal metrics endpoint stops there, so it never reads a component that is going
+ * away). A second call replaces the first. Not called if the collector never shuts down
+ * (destroyed without start): the caller then cleans up itself.
+ */
+void th_collector_on_shutdown(th_collector_t *c, void (*fn)(void *data), void *data);
 
 /** @return the embedded default config (YAML text), used when no --config is given. */
 const char *th_default_config(void);

@@ -17,6 +17,7 @@
 #include "th/batch.h"
 #include "th/common.h"
 #include "th/config.h"
+#include "th/metrics.h"
 
 #define TH_COMPONENT_ABI 1
 
@@ -36,7 +37,8 @@ enum th_stability {
 };
 
 /** Signals a component handles. */
-#define TH_SIGNAL_TRACES 0x1u
+#define TH_SIGNAL_TRACES  0x1u
+#define TH_SIGNAL_METRICS 0x2u
 
 /** The consumer changes the batches it is given: a fan-out hands it its own copy. */
 #define TH_CAP_MUTATES 0x1u
@@ -99,6 +101,12 @@ struct th_component_ops {
     void (*destroy)(struct th_component *c);
     /** Processors and exporters: take a batch (struct th_consumer's contract). */
     int (*consume_traces)(struct th_component *c, th_batch_t *batch);
+    /** Processors, exporters and connectors that take metrics (TH_SIGNAL_METRICS in signals):
+     *  take a snapshot (struct th_metrics_consumer's contract). */
+    int (*consume_metrics)(struct th_component *c, th_metrics_t *m);
+    /** Connectors: the signals emitted into the pipelines that name the connector as a
+     *  receiver (signals is what it takes as an exporter). span_metrics: traces → metrics. */
+    unsigned signals_out;
 };
 
 /** Counters every component keeps (exported as the Collector's internal metrics). */
@@ -121,7 +129,36 @@ struct th_component {
     struct th_component_stats stats;
     bool started;
     bool shut_down;
+    /** How upstream reaches this component with metrics (consume_metrics). */
+    struct th_metrics_consumer metrics_consumer;
+    /** Downstream for metrics: processors of a metrics pipeline and connectors that emit
+     *  metrics; NULL otherwise. Set before init (th_component_create_metrics). */
+    struct th_metrics_consumer *metrics_next;
+    /** An exporter's sending queue, set by th_exporterhelper_create (for queue metrics and
+     *  health_check); NULL otherwise. */
+    struct th_exporterhelper *exporterhelper;
+    /** Runtime health: see th_component_set_status(). Accessed atomically. */
+    int status_err;
+    const char *status_reason;
 };
+
+/**
+ * Report whether a component can currently do its work, for health_check (a component that
+ * cannot write its store, say). Safe from any thread; cheap enough to call per batch.
+ * @param[in] c the component.
+ * @param[in] err 0 when healthy again, else the error that makes it unhealthy (TH_ESPACE,
+ *            TH_EIO, ...).
+ * @param[in] reason what is wrong, in a few words ("the store is full"); a static string or
+ *            one that lives as long as @p c; ignored when @p err is 0.
+ */
+void th_component_set_status(struct th_component *c, int err, const char *reason);
+
+/**
+ * Read what th_component_set_status() last reported. Safe from any thread.
+ * @param[out] reason the reason, or NULL when healthy; may be NULL.
+ * @return 0 when healthy, else the error.
+ */
+int th_component_status(const struct th_component *c, const char **reason);
 
 /** What a component can reach while it runs. */
 struct th_host {
@@ -131,6 +168,10 @@ struct th_host {
     /** Report a fatal runtime error: the collector logs it and shuts down. */
     void (*report_fatal)(struct th_host *self, struct th_component *c, int err);
     void *data; /**< the collector behind the host */
+    /** The wall clock (ns) when every component had started; 0 before that and again from
+     *  the moment shutdown begins (health_check answers from it). Read with
+     *  __atomic_load_n. */
+    uint64_t ready_since_ns;
 };
 
 /** The built-in components, NULL-terminated (generated components.c). */
@@ -157,6 +198,16 @@ const char *th_stability_name(enum th_stability s);
  */
 int th_component_create(const struct th_component_ops *ops, const char *id, const void *cfg,
                         struct th_consumer *next, struct th_component **out);
+
+/**
+ * Create an instance whose downstream is a metrics consumer: a processor in a metrics
+ * pipeline, or a connector that emits metrics. @p metrics_next is set in the base before init
+ * runs, and init gets next == NULL, which is how a processor knows it serves metrics.
+ * @return as th_component_create().
+ */
+int th_component_create_metrics(const struct th_component_ops *ops, const char *id, const void *cfg,
+                                struct th_metrics_consumer *metrics_next,
+                                struct th_component **out);
 
 /** Shut down (when started and not yet shut down), destroy and free. NULL is allowed. */
 void th_component_destroy(struct th_component *c);

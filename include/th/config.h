@@ -173,7 +173,7 @@ int th_parse_size(const char *s, int64_t *bytes);
 
 /** A pipeline from service::pipelines. */
 struct th_pipeline_cfg {
-    const char *id; /**< "traces" or "traces/name" */
+    const char *id; /**< "traces", "traces/name", "metrics" or "metrics/name" */
     th_strlist_t receivers;
     th_strlist_t processors;
     th_strlist_t exporters;

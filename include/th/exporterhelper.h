@@ -129,6 +129,10 @@ void th_exporterhelper_destroy(th_exporterhelper_t *h);
 void th_exporterhelper_queue_stats(const th_exporterhelper_t *h, uint64_t *size,
                                    uint64_t *capacity);
 
+/** @return whether sending_queue is enabled (without it there are no queue metrics, as in
+ *  the Collector). */
+bool th_exporterhelper_queue_enabled(const th_exporterhelper_t *h);
+
 /**
  * Spans that could not be queued (otelcol_exporter_enqueue_failed_spans): refused because the
  * queue was full, or lost before they were queued (the persistent queue's disk was full).

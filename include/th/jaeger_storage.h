@@ -30,4 +30,18 @@ extern const struct th_component_ops th_extension_jaeger_storage_ops;
  */
 int th_jaeger_storage_find(struct th_host *host, const char *backend, th_store_t **out);
 
+/** Called by th_jaeger_storage_foreach for each open store. */
+typedef void (*th_jaeger_storage_each_fn)(void *data, const char *backend, th_store_t *store);
+
+/**
+ * Visit the stores a started jaeger_storage instance has open, in config order (for the
+ * internal metrics and health_check).
+ * @param[in] c an instance of th_extension_jaeger_storage_ops (anything else: no call).
+ * @param[in] fn called with each backend's name and store.
+ * @note The stores are open from the instance's start to its shutdown; call this only
+ *       between the two (the collector stops its metrics endpoint before any shutdown).
+ */
+void th_jaeger_storage_foreach(const struct th_component *c, th_jaeger_storage_each_fn fn,
+                               void *data);
+
 #endif

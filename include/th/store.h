@@ -15,6 +15,7 @@
 #include "th/arena.h"
 #include "th/batch.h"
 #include "th/common.h"
+#include "th/histogram.h"
 
 typedef struct th_store th_store_t;
 
@@ -87,6 +88,10 @@ struct th_store_stats {
     uint64_t bytes_used;    /**< bytes of pages holding data, indexes included */
     uint64_t retention_deleted_spans;
     uint64_t oldest_span_ns; /**< earliest span start of the oldest stored block; 0 if none */
+    uint64_t capacity_bytes; /**< LMDB: the map's current size (it grows in steps) */
+    uint64_t fs_free_bytes;  /**< free bytes for unprivileged users on the store's filesystem */
+    uint64_t write_errors;   /**< write() calls that failed (since open; not persisted) */
+    struct th_latency_histogram commit; /**< write transaction commit durations (since open) */
 };
 
 /** A backend's operations; a store handle starts with a pointer to them. */

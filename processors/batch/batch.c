@@ -64,13 +64,19 @@ static int batch_init(struct th_component *c, const void *cfg_, struct th_consum
     struct th_batch_processor *p = (struct th_batch_processor *)c;
     const struct th_batch_processor_cfg *cfg = cfg_;
     const char *why = NULL;
-    if (!next) {
+    if (!next && !c->metrics_next) {
         th_log_error(c, "a processor needs a next consumer");
         return TH_EINVAL;
     }
     if (th__batch_processor_config_check(cfg, &why) != 0) {
         th_log_error(c, "%s", why);
         return TH_ECONFIG;
+    }
+    if (!next) {
+        /* In a metrics pipeline: a connector already sends one snapshot per flush interval,
+         * so snapshots pass straight through and no timer is needed. */
+        th__batch_queue_init(&p->q, false);
+        return 0;
     }
     p->send_batch_size = (uint64_t)cfg->send_batch_size;
     p->send_batch_max_size = (uint64_t)cfg->send_batch_max_size;
@@ -96,7 +102,7 @@ static int batch_start(struct th_component *c, struct th_host *host)
 {
     struct th_batch_processor *p = (struct th_batch_processor *)c;
     c->host = host;
-    return th__batch_processor_start(p, host->loop);
+    return c->next ? th__batch_processor_start(p, host->loop) : 0;
 }
 
 static int batch_shutdown(struct th_component *c)
@@ -117,11 +123,16 @@ static int batch_consume(struct th_component *c, th_batch_t *batch)
     return th__batch_processor_consume((struct th_batch_processor *)c, batch);
 }
 
+static int batch_consume_metrics(struct th_component *c, th_metrics_t *m)
+{
+    return th_metrics_consumer_consume(c->metrics_next, m);
+}
+
 const struct th_component_ops th_processor_batch_ops = {
     .abi = TH_COMPONENT_ABI,
     .kind = TH_KIND_PROCESSOR,
     .type = "batch",
-    .signals = TH_SIGNAL_TRACES,
+    .signals = TH_SIGNAL_TRACES | TH_SIGNAL_METRICS,
     .stability = TH_STABILITY_BETA,
     .description = "Groups spans into batches by size and time (merging without copying)",
     .config_size = sizeof(struct th_batch_processor_cfg),
@@ -133,4 +144,5 @@ const struct th_component_ops th_processor_batch_ops = {
     .shutdown = batch_shutdown,
     .destroy = batch_destroy,
     .consume_traces = batch_consume,
+    .consume_metrics = batch_consume_metrics,
 };

@@ -118,7 +118,19 @@ void th__batch_queue_deinit(struct th__batch_queue *q, int err);
 
 /* ---- The processor (batch_send.c) -------------------------------------------------- */
 
-/** Counters of one instance (the Collector's otelcol_processor_batch_* metrics, later). */
+/** The Collector's bucket bounds of otelcol_processor_batch_batch_send_size. */
+#define TH_BATCH_SEND_SIZE_BOUNDS 22
+
+/** @return the TH_BATCH_SEND_SIZE_BOUNDS upper bounds (spans), ascending; a static array. */
+static inline const double *th_batch_send_size_bounds(void)
+{
+    static const double b[TH_BATCH_SEND_SIZE_BOUNDS] = {
+        10,   25,   50,   75,   100,  250,  500,   750,   1000,  2000,  3000,
+        4000, 5000, 6000, 7000, 8000, 9000, 10000, 20000, 30000, 50000, 100000};
+    return b;
+}
+
+/** Counters of one instance (the Collector's otelcol_processor_batch_* metrics). */
 struct th_batch_processor_stats {
     uint64_t batch_size_trigger_send; /**< batches sent because send_batch_size was reached */
     uint64_t timeout_trigger_send;    /**< batches sent by the timer or at shutdown */
@@ -128,6 +140,10 @@ struct th_batch_processor_stats {
     uint64_t batches_refused;         /**< batches the downstream consumer refused */
     uint64_t spans_refused;           /**< spans in them (their senders were failed) */
     uint64_t spans_failed;            /**< spans failed because memory was short */
+    /** Spans per sent batch (otelcol_processor_batch_batch_send_size): per bucket of
+     *  th_batch_send_size_bounds(), the last one above them all. */
+    uint64_t send_size[TH_BATCH_SEND_SIZE_BOUNDS + 1];
+    uint64_t send_size_sum; /**< spans in every batch counted in send_size */
 };
 
 /** The instance (batch.c allocates it through instance_size). */

@@ -60,6 +60,13 @@ static void send_one(struct th_batch_processor *p, enum send_trigger why)
         return;
     }
     size_t spans = out->span_count;
+    size_t bucket = 0;
+    while (bucket < TH_BATCH_SEND_SIZE_BOUNDS &&
+           (double)spans > th_batch_send_size_bounds()[bucket]) {
+        bucket++;
+    }
+    p->stats.send_size[bucket]++;
+    p->stats.send_size_sum += spans;
     if (why == SEND_SIZE) {
         p->stats.batch_size_trigger_send++;
     } else if (why == SEND_LOOP) {

@@ -95,7 +95,7 @@ static int ml_init(struct th_component *c, const void *cfg, struct th_consumer *
     struct th_memory_limiter *ml = (struct th_memory_limiter *)c;
     const char *why = NULL;
     ml->statm_fd = -1;
-    if (!next) {
+    if (!next && !c->metrics_next) {
         th_log_error(c, "a processor needs a next consumer");
         return TH_EINVAL;
     }
@@ -109,7 +109,9 @@ static int ml_init(struct th_component *c, const void *cfg, struct th_consumer *
     ml->now_ns = th_now_mono_ns;
     ml->total_memory = th__memory_limiter_total_memory;
     /* Batches pass through untouched: upstream must see what is behind us. */
-    c->consumer.caps |= next->caps;
+    if (next) {
+        c->consumer.caps |= next->caps;
+    }
     return 0;
 }
 
@@ -136,11 +138,23 @@ static int ml_consume(struct th_component *c, th_batch_t *batch)
     return th__memory_limiter_consume((struct th_memory_limiter *)c, batch);
 }
 
+/* In a metrics pipeline: the periodic check keeps `refusing` current, and snapshots are few
+ * and small, so they are only refused while memory is above the soft limit. */
+static int ml_consume_metrics(struct th_component *c, th_metrics_t *m)
+{
+    struct th_memory_limiter *ml = (struct th_memory_limiter *)c;
+    if (ml->stopped || ml->refusing) {
+        th_metrics_release(m);
+        return ml->stopped ? TH_ESHUTDOWN : TH_ENOMEM;
+    }
+    return th_metrics_consumer_consume(c->metrics_next, m);
+}
+
 const struct th_component_ops th_processor_memory_limiter_ops = {
     .abi = TH_COMPONENT_ABI,
     .kind = TH_KIND_PROCESSOR,
     .type = "memory_limiter",
-    .signals = TH_SIGNAL_TRACES,
+    .signals = TH_SIGNAL_TRACES | TH_SIGNAL_METRICS,
     .stability = TH_STABILITY_BETA,
     .description = "Refuses data (HTTP 503, gRPC UNAVAILABLE) while memory use is above the "
                    "soft limit",
@@ -153,4 +167,5 @@ const struct th_component_ops th_processor_memory_limiter_ops = {
     .shutdown = ml_shutdown,
     .destroy = ml_destroy,
     .consume_traces = ml_consume,
+    .consume_metrics = ml_consume_metrics,
 };

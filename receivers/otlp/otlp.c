@@ -91,6 +91,27 @@ int th_otlp_receiver_grpc_port(const struct th_component *c)
     return r->grpc ? th_otlp_grpc_bound_port(r->grpc) : -1;
 }
 
+int th_otlp_receiver_transport_stats(const struct th_component *c, bool grpc,
+                                     struct th_component_stats *out)
+{
+    const struct otlp_receiver *r = (const struct otlp_receiver *)c;
+    const struct th_component_stats *s = NULL;
+    if (grpc && r->grpc) {
+        s = th_otlp_grpc_server_transport_stats(r->grpc);
+    } else if (!grpc && r->http) {
+        s = th_otlp_http_server_transport_stats(r->http);
+    }
+    if (!s) {
+        return TH_ENOENT;
+    }
+    out->accepted = __atomic_load_n(&s->accepted, __ATOMIC_RELAXED);
+    out->refused = __atomic_load_n(&s->refused, __ATOMIC_RELAXED);
+    out->dropped = __atomic_load_n(&s->dropped, __ATOMIC_RELAXED);
+    out->sent = __atomic_load_n(&s->sent, __ATOMIC_RELAXED);
+    out->failed = __atomic_load_n(&s->failed, __ATOMIC_RELAXED);
+    return 0;
+}
+
 const struct th_component_ops th_receiver_otlp_ops = {
     .abi = TH_COMPONENT_ABI,
     .kind = TH_KIND_RECEIVER,

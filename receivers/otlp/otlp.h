@@ -26,4 +26,15 @@ int th_otlp_receiver_http_port(const struct th_component *c);
  */
 int th_otlp_receiver_grpc_port(const struct th_component *c);
 
+/**
+ * The span counters of one transport of an otlp receiver instance, for the internal metrics
+ * (otelcol_receiver_{accepted,refused,failed}_spans{transport}). Safe from any thread.
+ * @param[in] c an instance made from th_receiver_otlp_ops.
+ * @param[in] grpc true for the gRPC server, false for HTTP.
+ * @param[out] out a copy of the counters (the component's own stats sum both transports).
+ * @return 0, or TH_ENOENT when that protocol is not enabled.
+ */
+int th_otlp_receiver_transport_stats(const struct th_component *c, bool grpc,
+                                     struct th_component_stats *out);
+
 #endif

@@ -461,6 +461,9 @@ static void export_message(struct call *k, uint8_t *msg, size_t len, bool compre
     ret = th_consumer_consume(s->next, batch);
     if (ret != 0 && ret != TH_HELD) {
         __atomic_add_fetch(&s->stats->refused, spans, __ATOMIC_RELAXED);
+        if (s->stats != &s->own_stats) { /* per transport, for the internal metrics */
+            __atomic_add_fetch(&s->own_stats.refused, spans, __ATOMIC_RELAXED);
+        }
         k->pending = NULL;
         p->call = NULL;
         k->state = CALL_READING; /* so the answer below goes out */
@@ -473,6 +476,9 @@ static void export_message(struct call *k, uint8_t *msg, size_t len, bool compre
         }
     } else {
         __atomic_add_fetch(&s->stats->accepted, spans, __ATOMIC_RELAXED);
+        if (s->stats != &s->own_stats) {
+            __atomic_add_fetch(&s->own_stats.accepted, spans, __ATOMIC_RELAXED);
+        }
     }
     /* Let go of the creator's reference: the answer comes when the last holder settles,
      * maybe right now. */
@@ -1603,4 +1609,9 @@ void th_otlp_grpc_server_destroy(th_otlp_grpc_server_t *s)
 const struct th_component_stats *th_otlp_grpc_server_stats(const th_otlp_grpc_server_t *s)
 {
     return s->stats;
+}
+
+const struct th_component_stats *th_otlp_grpc_server_transport_stats(const th_otlp_grpc_server_t *s)
+{
+    return &s->own_stats;
 }

@@ -73,6 +73,11 @@ void th_otlp_grpc_server_destroy(th_otlp_grpc_server_t *s);
 /** Counters of a server created without an owner (with an owner, see owner->stats). */
 const struct th_component_stats *th_otlp_grpc_server_stats(const th_otlp_grpc_server_t *s);
 
+/** Counters of this server alone, with or without an owner (whose stats sum every
+ *  transport): otelcol_receiver_*_spans{transport="grpc"}. Read them atomically. */
+const struct th_component_stats *
+th_otlp_grpc_server_transport_stats(const th_otlp_grpc_server_t *s);
+
 /* ---- Sessions without a socket, for the fuzz target and white-box tests ---------------- */
 
 typedef struct th__otlp_grpc_session th__otlp_grpc_session_t;

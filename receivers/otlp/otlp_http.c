@@ -476,10 +476,16 @@ void th__otlp_http_export(const struct th__otlp_export *x, bool json, const char
         ret = th_consumer_consume(x->next, batch);
         if (ret != 0 && ret != TH_HELD) {
             __atomic_add_fetch(&x->stats->refused, spans, __ATOMIC_RELAXED);
+            if (x->transport_stats) {
+                __atomic_add_fetch(&x->transport_stats->refused, spans, __ATOMIC_RELAXED);
+            }
             reply_pipeline(x, r, json, ret);
             goto out;
         }
         __atomic_add_fetch(&x->stats->accepted, spans, __ATOMIC_RELAXED);
+        if (x->transport_stats) {
+            __atomic_add_fetch(&x->transport_stats->accepted, spans, __ATOMIC_RELAXED);
+        }
         if (ack) {
             goto out; /* answered when the ack settles */
         }
@@ -1089,6 +1095,7 @@ int th_otlp_http_server_create(const struct th_otlp_http_cfg *cfg, struct th_con
     s->state = ST_NEW;
     s->x.next = next;
     s->x.stats = owner ? &owner->stats : &s->own_stats;
+    s->x.transport_stats = owner ? &s->own_stats : NULL;
     s->x.log_as = owner;
     th_otlp_http_cfg_limits(cfg, &s->x.lim);
     int64_t max_body =
@@ -1417,6 +1424,7 @@ void th_otlp_http_server_destroy(th_otlp_http_server_t *s)
     s->owner = NULL;
     s->x.log_as = NULL;
     s->x.stats = &s->own_stats;
+    s->x.transport_stats = NULL;
     s->x.next = NULL;
     if (th_otlp_http_server_closed(s)) {
         free_server(s);
@@ -1428,4 +1436,9 @@ void th_otlp_http_server_destroy(th_otlp_http_server_t *s)
 const struct th_component_stats *th_otlp_http_server_stats(const th_otlp_http_server_t *s)
 {
     return s->x.stats;
+}
+
+const struct th_component_stats *th_otlp_http_server_transport_stats(const th_otlp_http_server_t *s)
+{
+    return &s->own_stats;
 }

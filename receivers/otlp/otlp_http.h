@@ -72,16 +72,22 @@ void th_otlp_http_server_destroy(th_otlp_http_server_t *s);
 /** Counters of a server created without an owner (with an owner, see owner->stats). */
 const struct th_component_stats *th_otlp_http_server_stats(const th_otlp_http_server_t *s);
 
+/** Counters of this server alone, with or without an owner (whose stats sum every
+ *  transport): otelcol_receiver_*_spans{transport="http"}. Read them atomically. */
+const struct th_component_stats *
+th_otlp_http_server_transport_stats(const th_otlp_http_server_t *s);
+
 /* ---- The request core, shared with the fuzz target ------------------------------------ */
 
 /** What the core needs to turn one request body into an answer. */
 struct th__otlp_export {
-    struct th_consumer *next;          /**< downstream */
-    struct th_component_stats *stats;  /**< accepted/refused span counters (atomic) */
-    const struct th_component *log_as; /**< for log lines, or NULL */
-    struct th_otlp_limits lim;         /**< decoder limits */
-    size_t max_body;                   /**< cap before and after decompression */
-    unsigned encodings;                /**< allowed enum th_otlp_encoding bits */
+    struct th_consumer *next;                   /**< downstream */
+    struct th_component_stats *stats;           /**< accepted/refused span counters (atomic) */
+    struct th_component_stats *transport_stats; /**< counted here too when not NULL */
+    const struct th_component *log_as;          /**< for log lines, or NULL */
+    struct th_otlp_limits lim;                  /**< decoder limits */
+    size_t max_body;                            /**< cap before and after decompression */
+    unsigned encodings;                         /**< allowed enum th_otlp_encoding bits */
 };
 
 /** The answer to one export request. */

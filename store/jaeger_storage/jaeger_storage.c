@@ -185,6 +185,20 @@ int th_jaeger_storage_find(struct th_host *host, const char *backend, th_store_t
     return TH_ENOENT;
 }
 
+void th_jaeger_storage_foreach(const struct th_component *c, th_jaeger_storage_each_fn fn,
+                               void *data)
+{
+    if (!c || c->ops != &th_extension_jaeger_storage_ops) {
+        return;
+    }
+    const struct th_jaeger_storage *js = (const struct th_jaeger_storage *)c;
+    for (size_t i = 0; i < js->n_backends; i++) {
+        if (js->backends[i].opened) {
+            fn(data, js->backends[i].name, js->backends[i].opened);
+        }
+    }
+}
+
 const struct th_component_ops th_extension_jaeger_storage_ops = {
     .abi = TH_COMPONENT_ABI,
     .kind = TH_KIND_EXTENSION,

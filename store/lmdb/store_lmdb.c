@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "store/lmdb/store_lmdb.h"
@@ -342,6 +343,13 @@ static void lmdb_stats(th_store_t *st, struct th_store_stats *out)
     out->spans_written = __atomic_load_n(&s->spans_written, __ATOMIC_RELAXED);
     out->batches_written = __atomic_load_n(&s->batches_written, __ATOMIC_RELAXED);
     out->retention_deleted_spans = __atomic_load_n(&s->retention_deleted, __ATOMIC_RELAXED);
+    out->write_errors = __atomic_load_n(&s->write_errors, __ATOMIC_RELAXED);
+    out->capacity_bytes = (uint64_t)s->map_size;
+    th_latency_snapshot(&s->commits, &out->commit);
+    struct statvfs vfs;
+    if (statvfs(s->path, &vfs) == 0) {
+        out->fs_free_bytes = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+    }
     char f[4200];
     snprintf(f, sizeof(f), "%s/data.mdb", s->path);
     struct stat sb;
@@ -371,11 +379,21 @@ static void lmdb_stats(th_store_t *st, struct th_store_stats *out)
     th__txn_abort(&tx);
 }
 
+/* The write op, counting failures for the internal metrics. */
+static int lmdb_write(th_store_t *st, th_batch_t *const *batches, size_t n)
+{
+    int ret = th__lmdb_write(st, batches, n);
+    if (ret != 0) {
+        __atomic_add_fetch(&((struct th_lmdb *)st)->write_errors, 1, __ATOMIC_RELAXED);
+    }
+    return ret;
+}
+
 const struct th_store_ops th_store_lmdb_ops = {
     .name = "lmdb",
     .open = lmdb_open,
     .close = lmdb_close,
-    .write = th__lmdb_write,
+    .write = lmdb_write,
     .get_trace = th__lmdb_get_trace,
     .find_trace_ids = th__lmdb_find_trace_ids,
     .services = th__lmdb_services,

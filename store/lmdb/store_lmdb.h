@@ -139,7 +139,9 @@ struct th_lmdb {
 
     /* counters (atomic), persisted in meta by each write transaction */
     uint64_t spans_written, batches_written, retention_deleted;
-    uint64_t last_prune_ns; /* when retention last pruned the catalog */
+    uint64_t write_errors;               /* failed writes, for internal metrics (atomic) */
+    struct th_latency_histogram commits; /* write commit durations, for internal metrics */
+    uint64_t last_prune_ns;              /* when retention last pruned the catalog */
 
     /* MDB_WRITEMAP maps the file read-write; it must not have holes (a page fault on a full
      * disk would be SIGBUS), so the map grows in preallocated steps. Every transaction holds

@@ -129,7 +129,9 @@ int th__txn_commit(struct th__txn *tx)
         pthread_rwlock_unlock(&tx->s->maplock);
         return tx->ret;
     }
+    uint64_t t0 = th_now_mono_ns();
     int rc = mdb_txn_commit(tx->t);
+    th_latency_observe(&tx->s->commits, th_now_mono_ns() - t0);
     tx->t = NULL;
     pthread_rwlock_unlock(&tx->s->maplock);
     tx->ret = th__mdb_err(rc);

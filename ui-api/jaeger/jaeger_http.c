@@ -228,6 +228,84 @@ static void preflight(th_jaeger_http_t *s, h2o_req_t *req, h2o_iovec_t origin)
     send_response(s, req, &resp);
 }
 
+/* ---- Request metrics ---------------------------------------------------------------------- */
+
+static const struct {
+    const char *segs[5]; /* "*" matches one non-empty segment */
+    const char *name;
+} route_templates[] = {
+    [TH_JAEGER_ROUTE_TRACE] = {{"api", "traces", "*"}, "/api/traces/{traceID}"},
+    [TH_JAEGER_ROUTE_TRACES] = {{"api", "traces"}, "/api/traces"},
+    [TH_JAEGER_ROUTE_SERVICES] = {{"api", "services"}, "/api/services"},
+    [TH_JAEGER_ROUTE_SERVICE_OPERATIONS] = {{"api", "services", "*", "operations"},
+                                            "/api/services/{service}/operations"},
+    [TH_JAEGER_ROUTE_OPERATIONS] = {{"api", "operations"}, "/api/operations"},
+    [TH_JAEGER_ROUTE_DEPENDENCIES] = {{"api", "dependencies"}, "/api/dependencies"},
+    [TH_JAEGER_ROUTE_V3_SERVICES] = {{"api", "v3", "services"}, "/api/v3/services"},
+    [TH_JAEGER_ROUTE_V3_OPERATIONS] = {{"api", "v3", "operations"}, "/api/v3/operations"},
+    [TH_JAEGER_ROUTE_V3_TRACES] = {{"api", "v3", "traces"}, "/api/v3/traces"},
+    [TH_JAEGER_ROUTE_V3_TRACE] = {{"api", "v3", "traces", "*"}, "/api/v3/traces/{traceID}"},
+    [TH_JAEGER_ROUTE_V3_TRACE_SUMMARIES] = {{"api", "v3", "trace-summaries"},
+                                            "/api/v3/trace-summaries"},
+    [TH_JAEGER_ROUTE_OTHER] = {{NULL}, "other"},
+};
+
+const char *th_jaeger_route_name(enum th_jaeger_route r)
+{
+    return r < TH_JAEGER_ROUTES ? route_templates[r].name : "other";
+}
+
+/* Match the raw segments against the templates; a label needs no percent-decoding. */
+enum th_jaeger_route th_jaeger_route_of(const char *base_path, const char *path, size_t len)
+{
+    size_t bl = strlen(base_path);
+    if (len <= bl || memcmp(path, base_path, bl) != 0 || path[bl] != '/') {
+        return TH_JAEGER_ROUTE_OTHER;
+    }
+    const char *seg[6];
+    size_t seg_len[6];
+    size_t n = 0;
+    for (size_t i = bl + 1; i <= len; n++) {
+        size_t j = i;
+        while (j < len && path[j] != '/') {
+            j++;
+        }
+        if (n == TH_ARRAY_SIZE(seg)) {
+            return TH_JAEGER_ROUTE_OTHER;
+        }
+        seg[n] = path + i;
+        seg_len[n] = j - i;
+        i = j + 1;
+    }
+    for (int r = 0; r < TH_JAEGER_ROUTE_OTHER; r++) {
+        size_t k = 0;
+        for (; k < n && k < 5 && route_templates[r].segs[k]; k++) {
+            const char *t = route_templates[r].segs[k];
+            bool ok = !strcmp(t, "*") ? seg_len[k] > 0
+                                      : strlen(t) == seg_len[k] && !memcmp(t, seg[k], seg_len[k]);
+            if (!ok) {
+                break;
+            }
+        }
+        if (k == n && (k == 5 || !route_templates[r].segs[k])) {
+            return (enum th_jaeger_route)r;
+        }
+    }
+    return TH_JAEGER_ROUTE_OTHER;
+}
+
+static void count_request(th_jaeger_http_t *s, enum th_jaeger_route route, int status,
+                          uint64_t started_ns)
+{
+    struct th_jaeger_query_metrics *m = s->cfg.metrics;
+    if (!m) {
+        return;
+    }
+    int st = status < 0 ? 0 : TH_MIN(status, TH_JAEGER_MAX_STATUS);
+    __atomic_add_fetch(&m->requests[route][st], 1, __ATOMIC_RELAXED);
+    th_latency_observe(&m->duration[route], th_now_mono_ns() - started_ns);
+}
+
 /* ---- Requests ----------------------------------------------------------------------------- */
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -243,6 +321,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     const char *query = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : NULL;
     size_t query_len = query ? req->path.len - req->query_at - 1 : 0;
+    uint64_t started_ns = th_now_mono_ns();
+    enum th_jaeger_route route = th_jaeger_route_of(s->cfg.api.base_path, req->path.base, path_len);
     struct th_jaeger_response resp = {0};
     int rc = th_jaeger_api_serve(&s->cfg.api, req->method.base, req->method.len, req->path.base,
                                  path_len, query, query_len, (int64_t)th_now_unix_ns(), &resp);
@@ -252,6 +332,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         if (th_jaeger_http_error(&resp, 503, "Service Unavailable") != 0) {
             th_jaeger_response_free(&resp);
             h2o_send_error_generic(req, 503, "Service Unavailable", "Service Unavailable", 0);
+            count_request(s, route, 503, started_ns);
             return 0;
         }
     }
@@ -261,8 +342,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             cors_allow(req, origin);
         }
     }
+    int status = resp.status;
     send_response(s, req, &resp);
     th_jaeger_response_free(&resp);
+    count_request(s, route, status, started_ns);
     return 0;
 }
 

@@ -15,6 +15,7 @@ struct th_jaeger_query {
     const struct th_jaeger_query_cfg *cfg;
     th_arena_t *arena; /* normalised strings that live as long as the instance */
     th_jaeger_http_t *http;
+    struct th_jaeger_query_metrics metrics; /* for the internal metrics endpoint */
 };
 
 static int jq_init(struct th_component *c, const void *cfg, struct th_consumer *next)
@@ -65,6 +66,7 @@ static int jq_start(struct th_component *c, struct th_host *host)
         .cors_max_age_s = cfg->http.cors.max_age,
         .response_headers = &cfg->http.response_headers,
         .keep_alive = cfg->http.keep_alives_enabled,
+        .metrics = &q->metrics,
         .request_timeout_ms = timeout_ms(&cfg->http),
         .max_request_body =
             cfg->http.max_request_body_size > 0 ? (size_t)cfg->http.max_request_body_size : 0,
@@ -106,6 +108,14 @@ int th_jaeger_query_port(const struct th_component *c)
     }
     const struct th_jaeger_query *q = (const struct th_jaeger_query *)c;
     return q->http ? th_jaeger_http_port(q->http) : 0;
+}
+
+const struct th_jaeger_query_metrics *th_jaeger_query_metrics(const struct th_component *c)
+{
+    if (!c || c->ops != &th_extension_jaeger_query_ops) {
+        return NULL;
+    }
+    return &((const struct th_jaeger_query *)c)->metrics;
 }
 
 const struct th_component_ops th_extension_jaeger_query_ops = {

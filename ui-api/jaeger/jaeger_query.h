@@ -13,6 +13,7 @@
 
 #include "th/component.h"
 #include "th/config.h"
+#include "th/histogram.h"
 #include "ui-api/jaeger/jaeger_api.h"
 
 /** The default HTTP endpoint (Jaeger's, on localhost as the Collector's servers are). */
@@ -99,6 +100,51 @@ extern const struct th_component_ops th_extension_jaeger_query_ops;
  */
 int th_jaeger_query_port(const struct th_component *c);
 
+/* ---- Request metrics (jaeger_http.c counts, the internal metrics endpoint reads) ------------- */
+
+/** The API routes as templates, the `route` label of tracehouse_query_requests. */
+enum th_jaeger_route {
+    TH_JAEGER_ROUTE_TRACE,              /**< /api/traces/{traceID} */
+    TH_JAEGER_ROUTE_TRACES,             /**< /api/traces */
+    TH_JAEGER_ROUTE_SERVICES,           /**< /api/services */
+    TH_JAEGER_ROUTE_SERVICE_OPERATIONS, /**< /api/services/{service}/operations */
+    TH_JAEGER_ROUTE_OPERATIONS,         /**< /api/operations */
+    TH_JAEGER_ROUTE_DEPENDENCIES,       /**< /api/dependencies */
+    TH_JAEGER_ROUTE_V3_SERVICES,        /**< /api/v3/services */
+    TH_JAEGER_ROUTE_V3_OPERATIONS,      /**< /api/v3/operations */
+    TH_JAEGER_ROUTE_V3_TRACES,          /**< /api/v3/traces */
+    TH_JAEGER_ROUTE_V3_TRACE,           /**< /api/v3/traces/{traceID} */
+    TH_JAEGER_ROUTE_V3_TRACE_SUMMARIES, /**< /api/v3/trace-summaries */
+    TH_JAEGER_ROUTE_OTHER,              /**< anything else */
+    TH_JAEGER_ROUTES
+};
+
+/** Highest HTTP status counted by its own number; larger ones are counted as 599. */
+#define TH_JAEGER_MAX_STATUS 599
+
+/** Per-route request counters and durations; atomic, updated on the server's thread. */
+struct th_jaeger_query_metrics {
+    uint64_t requests[TH_JAEGER_ROUTES][TH_JAEGER_MAX_STATUS + 1]; /**< by route and status */
+    struct th_latency_histogram duration[TH_JAEGER_ROUTES];        /**< by route */
+};
+
+/** @return the route template of a route ("/api/traces/{traceID}", "other"). */
+const char *th_jaeger_route_name(enum th_jaeger_route r);
+
+/**
+ * Classify a request path (without the query string) by route template.
+ * @param[in] base_path the normalised base path ("" for none).
+ */
+enum th_jaeger_route th_jaeger_route_of(const char *base_path, const char *path, size_t len);
+
+/**
+ * The request metrics of a jaeger_query instance (kept across restarts of its server).
+ * @param[in] c an instance of th_extension_jaeger_query_ops.
+ * @return the counters, valid until the instance is destroyed; NULL when @p c is not a
+ *         jaeger_query. Read them with atomic loads.
+ */
+const struct th_jaeger_query_metrics *th_jaeger_query_metrics(const struct th_component *c);
+
 /* ---- The HTTP server (jaeger_http.c) -------------------------------------------------------- */
 
 typedef struct th_jaeger_http th_jaeger_http_t;
@@ -113,8 +159,9 @@ struct th_jaeger_http_cfg {
     int64_t cors_max_age_s;
     const th_strmap_t *response_headers; /**< may be NULL */
     bool keep_alive;
-    uint64_t request_timeout_ms; /**< reading a request, and idle keep-alive; 0: 60s */
-    size_t max_request_body;     /**< 0: 20 MiB */
+    uint64_t request_timeout_ms;             /**< reading a request, and idle keep-alive; 0: 60s */
+    size_t max_request_body;                 /**< 0: 20 MiB */
+    struct th_jaeger_query_metrics *metrics; /**< counted per request; may be NULL */
 };
 
 /**

@@ -1347,16 +1347,29 @@ static void test_config_pipelines(void **state)
     parse_error(with_service("service:\n  pipelines: [traces]\n"),
                 "service::pipelines: expected a map of pipelines, got a list");
     parse_error(with_service("service: [x]\n"), "service: expected a map, got a list");
-    parse_error(with_service("service:\n  pipelines:\n    metrics:\n      receivers: [otlp]\n"
-                             "      exporters: [debug]\n"),
-                "service::pipelines::metrics: only traces pipelines are supported (Tracehouse is "
-                "a trace collector; metrics is not)");
     parse_error(with_service("service:\n  pipelines:\n    logs/x:\n      receivers: [otlp]\n"
                              "      exporters: [debug]\n"),
-                "service::pipelines::logs/x: only traces pipelines are supported (Tracehouse is a "
-                "trace collector; logs is not)");
+                "service::pipelines::logs/x: only traces and metrics pipelines are supported "
+                "(Tracehouse is a trace collector; logs is not)");
+    parse_error(with_service("service:\n  pipelines:\n    profiles:\n      receivers: [otlp]\n"
+                             "      exporters: [debug]\n"),
+                "service::pipelines::profiles: only traces and metrics pipelines are supported "
+                "(Tracehouse is a trace collector; profiles is not)");
     parse_error(with_service("service:\n  pipelines:\n    spans:\n      receivers: [otlp]\n"),
-                "service::pipelines::spans: unknown signal \"spans\" (only traces is supported)");
+                "service::pipelines::spans: unknown signal \"spans\" (only traces and metrics are "
+                "supported)");
+    parse_error(with_service("service:\n  pipelines:\n    metricsx:\n      receivers: [otlp]\n"),
+                "service::pipelines::metricsx: unknown signal \"metricsx\" (only traces and "
+                "metrics are supported)");
+    /* metrics pipelines parse (what may feed them is checked when the graph is built) */
+    th_config_t *mcfg = parse_ok(
+        with_service("service:\n  pipelines:\n    metrics/red:\n      receivers: [spanmetrics]\n"
+                     "      exporters: [prometheus]\n"
+                     "    traces:\n      receivers: [otlp]\n      exporters: [spanmetrics]\n"));
+    assert_int_equal(mcfg->n_pipelines, 2);
+    assert_string_equal(mcfg->pipelines[0].id, "metrics/red");
+    assert_string_equal(mcfg->pipelines[0].receivers.v[0], "spanmetrics");
+    th_config_destroy(mcfg);
     parse_error(with_service("service:\n  pipelines:\n    traces/:\n      receivers: [otlp]\n"),
                 "service::pipelines::traces/: the part after / should not be empty");
     parse_error(with_service("service:\n  pipelines:\n    traces:\n      exporters: [debug]\n"),

@@ -98,6 +98,12 @@ static void *component_cfg(const struct th_component_ops *o, th_arena_t *a)
         /* storage::traces is required; host_ext hands out a store named "contract". */
         snprintf(yaml, sizeof(yaml),
                  "storage: {traces: contract}\nhttp: {endpoint: \"127.0.0.1:0\"}\n");
+    } else if (o->kind == TH_KIND_EXTENSION && !strcmp(o->type, "health_check")) {
+        /* the default localhost:13133 may be taken by a collector running beside the tests */
+        snprintf(yaml, sizeof(yaml), "endpoint: \"127.0.0.1:0\"\n");
+    } else if (o->kind == TH_KIND_EXPORTER && !strcmp(o->type, "prometheus")) {
+        /* an endpoint is required (the Collector has no default); any free port */
+        snprintf(yaml, sizeof(yaml), "endpoint: 127.0.0.1:0\n");
     } else if (o->kind == TH_KIND_EXTENSION && !strcmp(o->type, "file_storage")) {
         /* the default directory (the Collector's /var/lib/otelcol/file_storage) must exist */
         snprintf(yaml, sizeof(yaml), "directory: %s\n", tmpdir);
