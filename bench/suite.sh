@@ -425,7 +425,8 @@ if wanted default-config; then
   DEFAULT_FLAT=$(awk -v a="$first" -v b="$second" 'BEGIN { print (b <= a * 1.05 || b - a <= 8) ? "flat" : "growing" }')
   DEFAULT_RSS=$drss
   line=$(awk -v acc="$dacc" -v secs="$SECS" -v c0="$c0" -v c1="$c1" -v tick="$TICK" -v rss="$drss" \
-    'BEGIN { cpu = (c1 - c0) / tick; printf "default-config|no --config: the embedded default (memory_limiter 256 MiB -> store), 64 connections|%.0f|%.0f|%.2f|%.1f|-|-\n", acc / secs, cpu > 0 ? acc / cpu : 0, acc > 0 ? cpu / (acc / 1e6) : 0, rss }')
+    'BEGIN { cpu = (c1 - c0) / tick; per = cpu > 0 ? acc / cpu : 0; m = acc > 0 ? cpu / (acc / 1e6) : 0;
+      printf "default-config|no --config: the embedded default (memory_limiter 256 MiB -> store), 64 connections|%.0f|%.0f|%.2f|%.1f|-|-\n", acc / secs, per, m, rss }')
   echo "$line"
   rows+=("$line")
   echo "default-config: RSS MiB each second: ${rss_samples[*]} ($DEFAULT_FLAT)"
