@@ -4,6 +4,8 @@
  */
 #include "th/batch.h"
 
+#include "collector/otlp_internal.h"
+
 th_ack_t *th_ack_create(void (*on_settled)(th_ack_t *ack, int result), void *data)
 {
     th_ack_t *ack = th_calloc(1, sizeof(*ack));
@@ -111,7 +113,8 @@ void th_batch_release(th_batch_t *b)
 
 int th_batch_clone(const th_batch_t *b, th_batch_t **out)
 {
-    /* Pack and unpack: protobuf-c's own deep copy, and the copy lands in one new arena. */
+    /* Pack and unpack: a deep copy that lands in one new arena, unpacked by the decoder's
+     * own unpacker (several times faster than protobuf-c's generic one). */
     size_t len = protobuf_c_message_get_packed_size(&b->req->base);
     int ret = TH_ENOMEM;
     th_arena_t *arena = th_arena_create(len * 4 + 4096, 0);
@@ -120,12 +123,11 @@ int th_batch_clone(const th_batch_t *b, th_batch_t **out)
         goto fail;
     }
     protobuf_c_message_pack(&b->req->base, buf);
-    ProtobufCAllocator alloc;
-    th_arena_pbc_allocator(arena, &alloc);
-    th_otlp_request_t *req =
-        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(&alloc,
-                                                                                         len, buf);
-    if (!req) {
+    /* No budget: the data was accepted when it was received. */
+    struct th__otlp_mem mem;
+    th__otlp_mem_init(&mem, arena, SIZE_MAX);
+    th_otlp_request_t *req = NULL;
+    if (th__otlp_unpack(buf, len, &mem, &req) != 0) {
         goto fail;
     }
     th_batch_t *copy = th_batch_create(arena, req);

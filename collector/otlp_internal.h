@@ -93,6 +93,31 @@ void th__otlp_limits_resolve(const struct th_otlp_limits *in, size_t body_len,
  */
 int th__otlp_validate(const th_otlp_request_t *req, struct th_otlp_error *err);
 
+/**
+ * Unpack an ExportTraceServiceRequest into the protobuf-c structs, allocating through
+ * @p mem: the same result protobuf-c's generated unpack gives (each message initialised
+ * with its __INIT value, so protobuf_c_message_get_packed_size and pack work on it; unknown
+ * fields kept; a repeated non-repeated message field merged as protobuf-c merges it), in
+ * one pass per message. Strings and bytes are copied, so @p buf may go away afterwards.
+ * Safe on any input (bounds-checked, nesting capped at TH_OTLP_MAX_DEPTH_CAP), but it
+ * checks no limits and no UTF-8: th_otlp_decode_pb runs its validating walk first.
+ * @param[out] out the request, set only on success.
+ * @return 0; TH_EDECODE for malformed input; TH_ENOMEM when @p mem refused an allocation
+ *         (its over_limit or oom says which).
+ */
+int th__otlp_unpack(const uint8_t *buf, size_t len, struct th__otlp_mem *mem,
+                    th_otlp_request_t **out);
+
+/**
+ * The validating walk th_otlp_decode_pb runs before unpacking: well-formed wire format,
+ * the schema's wire types, limits, UTF-8 (see th_otlp_decode_pb).
+ * @param[in] lim resolved limits (th__otlp_limits_resolve).
+ * @param[out] estimate a lower bound of the bytes the decoded request needs.
+ * @return 0, TH_EDECODE or TH_E2BIG with a message in @p err (may be NULL).
+ */
+int th__otlp_prewalk(const uint8_t *buf, size_t len, const struct th_otlp_limits *lim,
+                     struct th_otlp_error *err, uint64_t *estimate);
+
 /** Result of th__utf8_check. */
 enum th__utf8 {
     TH__UTF8_OK = 0,

@@ -1,10 +1,12 @@
 /*
- * OTLP protobuf decoding. protobuf-c unpacks the request into the arena, but it trusts its
- * input: it recurses once per nesting level with no limit (a ~5,000-deep AnyValue, 30 KB on
- * the wire, overflows an 8 MiB stack), does not check UTF-8, truncates strings at a NUL, and
- * allocates whatever the counts on the wire ask for. So before unpacking, an iterative walk
- * over the wire format, driven by a table of the OTLP schema, proves the input well-formed
- * and within the limits; protobuf-c only ever sees input it can handle.
+ * OTLP protobuf decoding. An iterative walk over the wire format, driven by a table of the
+ * OTLP schema, first proves the input well-formed and within the limits (nesting depth,
+ * spans, attributes, string lengths, UTF-8 without NUL) and estimates the decoded size, all
+ * before anything is allocated; then th__otlp_unpack (otlp_pb_unpack.c) builds the
+ * protobuf-c structs in the arena, and th__otlp_validate checks the ids. The walk is what
+ * makes the limits hold, and it kept protobuf-c's generic unpack safe while that was used:
+ * protobuf-c recurses once per nesting level with no limit, does not check UTF-8, truncates
+ * strings at a NUL, and allocates whatever the counts on the wire ask for.
  */
 #include <stdio.h>
 #include <string.h>
@@ -40,7 +42,7 @@ enum msg {
 };
 
 enum kind {
-    F_UNKNOWN = 0, /* not in the schema: skipped (protobuf-c keeps it as an unknown field) */
+    F_UNKNOWN = 0, /* not in the schema: skipped (the unpacker keeps it as an unknown field) */
     F_VARINT,
     F_I64,
     F_I32,
@@ -205,7 +207,7 @@ struct walk {
     const struct th_otlp_limits *lim;
     struct th_otlp_error *err;
     uint64_t spans;
-    uint64_t estimate; /* a lower bound of what protobuf-c will allocate */
+    uint64_t estimate; /* a lower bound of what unpacking will allocate */
     unsigned sp;
     struct frame fr[MAX_FRAMES];
 };
@@ -399,6 +401,69 @@ static inline int count(struct walk *w, struct frame *top, const struct fdesc *f
 }
 
 /*
+ * The most common message, a key/value, in one go: `key`, then `value` with one string,
+ * bool, int, double or string_value_strindex member (or none), one-byte tags and lengths.
+ * Everything the general walk checks inside it is checked here too (string length limit,
+ * UTF-8, varint lengths, the fields filling the message exactly) and the estimate gets what
+ * the walk would add inside it; anything else, valid or not, returns false and the general
+ * walk takes the key/value apart as before, so every error keeps its message.
+ * @param[in] p,end the key/value's bytes; @p limit the end of readable input.
+ */
+static inline bool kv_fast(const struct walk *w, const uint8_t *p, const uint8_t *end,
+                           const uint8_t *limit, uint64_t *est)
+{
+    if (end - p < 4 || p[0] != 0x0a || p[1] >= 0x80) {
+        return false;
+    }
+    size_t klen = p[1];
+    const uint8_t *key = p + 2;
+    if (klen > (size_t)(end - key) - 2) {
+        return false;
+    }
+    const uint8_t *val = key + klen;
+    if (val[0] != 0x12 || val[1] >= 0x80 || (size_t)val[1] != (size_t)(end - val) - 2) {
+        return false;
+    }
+    size_t vlen = val[1];
+    val += 2;
+    if (klen > w->lim->max_string_len || th__utf8_check_in(key, klen, limit) != TH__UTF8_OK) {
+        return false;
+    }
+    uint64_t add = ALIGN16(klen + 1) + ALIGN16(sizeof(th_otlp_any_t));
+    uint64_t v;
+    int n;
+    if (vlen > 0) {
+        switch (val[0]) {
+        case 0x0a: /* string_value */
+            if (vlen < 2 || val[1] >= 0x80 || (size_t)val[1] != vlen - 2 ||
+                val[1] > w->lim->max_string_len ||
+                th__utf8_check_in(val + 2, val[1], limit) != TH__UTF8_OK) {
+                return false;
+            }
+            add += ALIGN16((uint64_t)val[1] + 1);
+            break;
+        case 0x10: /* bool_value */
+        case 0x18: /* int_value */
+        case 0x40: /* string_value_strindex */
+            n = rd_varint(val + 1, end, 10, &v);
+            if (n <= 0 || (size_t)n != vlen - 1) {
+                return false;
+            }
+            break;
+        case 0x21: /* double_value */
+            if (vlen != 9) {
+                return false;
+            }
+            break;
+        default:
+            return false;
+        }
+    }
+    *est += add;
+    return true;
+}
+
+/*
  * The walk: one loop, one explicit stack. Each turn reads one field of the innermost open
  * message; a sub-message pushes a frame and the walk continues inside it, and when its
  * bytes are used up the frame is popped and the parent continues right after it. The
@@ -561,6 +626,9 @@ static int prewalk(struct walk *w, const uint8_t *buf, size_t len)
             }
             th_assert(w->sp < MAX_FRAMES);
             est += ALIGN16(schema[fd->sub].size) + ((fd->flags & R) ? sizeof(void *) : 0);
+            if (fd->sub == M_KV && kv_fast(w, body, p, buf + len, &est)) {
+                break; /* checked whole: no frame for it or its value */
+            }
             top++;
             w->sp++;
             top->start = body;
@@ -592,6 +660,26 @@ static int prewalk(struct walk *w, const uint8_t *buf, size_t len)
     return 0;
 }
 
+int th__otlp_prewalk(const uint8_t *buf, size_t len, const struct th_otlp_limits *lim,
+                     struct th_otlp_error *err, uint64_t *estimate)
+{
+    if (!buf) {
+        buf = (const uint8_t *)"";
+        len = 0;
+    }
+    /* The walk's stack is about 16 KB: on the C stack, so no malloc per request. */
+    struct walk w;
+    w.lim = lim;
+    w.err = err;
+    w.spans = 0;
+    w.estimate = 0;
+    int rc = prewalk(&w, buf, len);
+    if (rc == 0) {
+        *estimate = w.estimate;
+    }
+    return rc;
+}
+
 int th_otlp_decode_pb(const uint8_t *buf, size_t len, const struct th_otlp_limits *lim,
                       th_arena_t *arena, th_otlp_request_t **out, struct th_otlp_error *err)
 {
@@ -606,36 +694,27 @@ int th_otlp_decode_pb(const uint8_t *buf, size_t len, const struct th_otlp_limit
         err->arena_limit = false;
     }
 
-    /* The walk's stack is about 16 KB: on the C stack, so no malloc per request. */
-    struct walk walk;
-    struct walk *w = &walk;
-    w->lim = &l;
-    w->err = err;
-    w->spans = 0;
-    w->estimate = 0;
     struct th__otlp_mem mem;
     th__otlp_mem_init(&mem, arena, (size_t)l.max_arena);
-    int rc = prewalk(w, buf, len);
+    uint64_t estimate = 0;
+    int rc = th__otlp_prewalk(buf, len, &l, err, &estimate);
     if (rc) {
         return rc;
     }
-    if (w->estimate > l.max_arena) {
+    if (estimate > l.max_arena) {
         /* Certain to fail: say so before allocating anything. */
         mem.over_limit = true;
         return th__otlp_mem_fail(&mem, err);
     }
 
-    ProtobufCAllocator alloc;
-    th__otlp_mem_pbc(&mem, &alloc);
-    th_otlp_request_t *req =
-        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(&alloc,
-                                                                                         len, buf);
-    if (!req) {
-        if (mem.over_limit || mem.oom) {
-            return th__otlp_mem_fail(&mem, err);
-        }
-        /* The walk accepts only what protobuf-c can read; this is a bug if it happens. */
-        th__otlp_errf(err, "protobuf-c could not unpack the request");
+    th_otlp_request_t *req = NULL;
+    rc = th__otlp_unpack(buf, len, &mem, &req);
+    if (rc == TH_ENOMEM) {
+        return th__otlp_mem_fail(&mem, err);
+    }
+    if (rc) {
+        /* The walk accepts only what the unpacker can read; this is a bug if it happens. */
+        th__otlp_errf(err, "could not unpack the request");
         return TH_EDECODE;
     }
     rc = th__otlp_validate(req, err);

@@ -11,7 +11,7 @@
 #include "th/batch.h"
 #include "th/common.h"
 
-/** The largest max_depth honoured; bigger values are capped (protobuf-c recurses per level). */
+/** The largest max_depth honoured; bigger values are capped (the unpacker recurses per level). */
 #define TH_OTLP_MAX_DEPTH_CAP 128
 
 /**
@@ -53,11 +53,12 @@ struct th_otlp_error {
  * Before unpacking, a non-recursive walk of the wire format over the OTLP schema rejects
  * truncated or invalid tags and lengths, wrong wire types for known fields, nesting past
  * max_depth, strings that are not UTF-8 or contain NUL, and counts spans, attributes and
- * string lengths against the limits, all before anything is allocated. protobuf-c then
- * unpacks into @p arena (never malloc per field) under the max_arena budget; afterwards
- * span and link ids are checked (16/8 bytes, not all zero; parent span id empty or 8 bytes).
- * Unknown fields are kept (protobuf-c re-emits them on pack); key_strindex and
- * string_value_strindex are accepted and ignored.
+ * string lengths against the limits, all before anything is allocated. An unpacker written
+ * for the OTLP schema then builds the same protobuf-c structs protobuf-c's unpack would, in
+ * @p arena (never malloc per field) under the max_arena budget; afterwards span and link ids
+ * are checked (16/8 bytes, not all zero; parent span id empty or 8 bytes). Unknown fields
+ * are kept (protobuf_c_message_pack re-emits them); key_strindex and string_value_strindex
+ * are accepted and ignored.
  * @param[in] buf,len the body (already decompressed). len 0 is the empty request.
  * @param[in] lim the limits; NULL means the defaults.
  * @param[in] arena where the request is allocated.
