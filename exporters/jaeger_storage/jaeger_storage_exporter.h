@@ -27,6 +27,7 @@ struct th_jaeger_storage_exporter_cfg {
     int64_t max_queue_bytes;     /**< memory of waiting batches at most */
     int64_t max_batches_per_txn; /**< group commit: batches per transaction at most */
     int64_t retention_interval;  /**< ns between retention passes */
+    int64_t commit_delay;        /**< ns a small group waits for more batches; 0: none */
     const th_node_t *retry_on_failure;
 };
 
@@ -47,7 +48,8 @@ struct th_jse_writer {
     size_t max_bytes;
     uint64_t retention_interval_ns;
     uint64_t last_retention_ns;
-    uint64_t enqueue_failed; /* spans refused because the queue was full (atomic) */
+    uint64_t enqueue_failed;  /* spans refused because the queue was full (atomic) */
+    uint64_t commit_delay_ns; /* how long a small group waits for company before its commit */
 };
 
 struct th_jaeger_storage_exporter {
@@ -62,6 +64,12 @@ struct th_jaeger_storage_exporter {
  */
 int th__jse_writer_init(struct th_jse_writer *w, struct th_component *owner, size_t cap,
                         size_t max_bytes, size_t max_per_txn, uint64_t retention_interval_ns);
+
+/**
+ * Let a small group wait up to @p ns for more batches before its commit (0, the default
+ * after init: commit at once). Call before start.
+ */
+void th__jse_writer_set_commit_delay(struct th_jse_writer *w, uint64_t ns);
 
 /** Start the writer thread on @p store. @return 0 or TH_EIO. */
 int th__jse_writer_start(struct th_jse_writer *w, th_store_t *store);

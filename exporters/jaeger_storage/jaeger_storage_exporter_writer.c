@@ -34,6 +34,14 @@ int th__jse_writer_init(struct th_jse_writer *w, struct th_component *owner, siz
     return 0;
 }
 
+/* A group this large commits without waiting: the per-commit cost is already spread thin. */
+#define COMMIT_NOW_SPANS 4096
+
+void th__jse_writer_set_commit_delay(struct th_jse_writer *w, uint64_t ns)
+{
+    w->commit_delay_ns = ns;
+}
+
 static size_t batch_bytes(const th_batch_t *b)
 {
     return th_arena_reserved(b->arena);
@@ -88,20 +96,40 @@ static void *writer_main(void *arg)
         }
         size_t n = 0;
         size_t bytes = 0;
-        while (w->count > 0 && n < max) {
-            group[n] = w->ring[w->head];
-            /* The size counted at push: the arena may have grown since (acks, merging). */
-            bytes += w->ring_bytes[w->head];
-            n++;
-            w->head = (w->head + 1) % w->cap;
-            w->count--;
+        size_t spans = 0;
+        uint64_t deadline = 0;
+        for (;;) {
+            while (w->count > 0 && n < max) {
+                group[n] = w->ring[w->head];
+                /* The size counted at push: the arena may have grown since (acks, merging). */
+                bytes += w->ring_bytes[w->head];
+                spans += group[n]->span_count;
+                n++;
+                w->head = (w->head + 1) % w->cap;
+                w->count--;
+            }
+            /* Group commit with a delay: every commit rewrites the paths of each index it
+             * touches and syncs them, so a commit of a few batches costs nearly what one of
+             * many does. A small group waits briefly for the requests already on their way. */
+            if (n == max || spans >= COMMIT_NOW_SPANS || w->commit_delay_ns == 0 || w->stopping) {
+                break;
+            }
+            uint64_t now = th_now_mono_ns();
+            if (deadline == 0) {
+                deadline = now + w->commit_delay_ns;
+            }
+            if (now >= deadline) {
+                break;
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t wake_ns = (uint64_t)ts.tv_nsec + (deadline - now);
+            ts.tv_sec += (time_t)(wake_ns / 1000000000u);
+            ts.tv_nsec = (long)(wake_ns % 1000000000u);
+            pthread_cond_timedwait(&w->wake, &w->lock, &ts);
         }
         pthread_mutex_unlock(&w->lock);
 
-        size_t spans = 0;
-        for (size_t i = 0; i < n; i++) {
-            spans += group[i]->span_count;
-        }
         int ret = write_group(w, group, n);
         if (ret == 0) {
             __atomic_add_fetch(&w->owner->stats.sent, spans, __ATOMIC_RELAXED);
