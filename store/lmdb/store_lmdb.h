@@ -257,6 +257,17 @@ int th__lmdb_used_bytes(struct th_lmdb *s, MDB_txn *t, uint64_t *used);
 int th__block_payload(struct th_lmdb *s, MDB_txn *t, uint64_t block, size_t need, th__mpw_t *comp,
                       th__mpw_t *out, const uint8_t **data, size_t *len);
 
+/**
+ * th__block_payload, opened as a block view (its resource and scope tables), from the
+ * thread's cache when the payload is there.
+ * @param[in,out] scratch a view the caller frees with th__blk_view_free (zero it first);
+ *                used when the payload is not cached.
+ * @param[out] view the view: valid until the thread's next call; view->buf/len is the payload.
+ * @return as th__block_payload, or th__blk_view_open's error.
+ */
+int th__block_view(struct th_lmdb *s, MDB_txn *t, uint64_t block, size_t need, th__mpw_t *comp,
+                   th__mpw_t *out, struct th__blk_view *scratch, const struct th__blk_view **view);
+
 /** The block meta record, parsed (pointers into the caller's buffer). */
 struct th__block_meta {
     uint64_t ingest_ns, min_start, max_start;

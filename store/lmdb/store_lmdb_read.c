@@ -232,35 +232,33 @@ int th__lmdb_get_trace(th_store_t *st, const uint8_t trace_id[16], uint64_t star
         for (; j < n && pieces[j].block == pieces[i].block; j++) {
             need = TH_MAX(need, (size_t)pieces[j].raw_off + pieces[j].raw_len);
         }
-        const uint8_t *pp = NULL;
-        size_t plen = 0;
-        ret = th__block_payload(s, tx.t, pieces[i].block, need, &comp, &payload, &pp, &plen);
+        const struct th__blk_view *bv = NULL;
+        ret = th__block_view(s, tx.t, pieces[i].block, need, &comp, &payload, &view, &bv);
         if (ret == TH_ENOENT) {
             /* an entry left behind by a block deleted with a corrupt meta record */
             ret = 0;
             i = j;
             continue;
         }
-        if (ret == 0) {
-            ret = th__blk_view_open(&view, pp, plen);
-        }
         if (ret != 0) {
             goto out;
         }
-        g.view = &view;
-        g.scope_map = th_calloc(view.n_scopes ? view.n_scopes : 1, sizeof(uint32_t));
+        const uint8_t *pp = bv->buf;
+        size_t plen = bv->len;
+        g.view = bv;
+        g.scope_map = th_calloc(bv->n_scopes ? bv->n_scopes : 1, sizeof(uint32_t));
         if (!g.scope_map) {
             ret = TH_ENOMEM;
             goto out;
         }
         for (size_t p = i; p < j && ret == 0; p++) {
             if ((size_t)pieces[p].raw_off + pieces[p].raw_len > plen ||
-                pieces[p].raw_off < view.groups_off) {
+                pieces[p].raw_off < bv->groups_off) {
                 ret = TH_EIO;
                 break;
             }
             th__mpr_t r = {pp + pieces[p].raw_off, pp + pieces[p].raw_off + pieces[p].raw_len};
-            ret = th__blk_dec_group(&r, view.n_scopes, a, gt_on_span, &g);
+            ret = th__blk_dec_group(&r, bv->n_scopes, a, gt_on_span, &g);
         }
         th_free(g.scope_map);
         g.scope_map = NULL;
@@ -1101,22 +1099,20 @@ static int eval_one_block(struct search *x, const struct item *it)
     if (ret != 0 || !possible || bound < x->smin / 1000 || beaten(x, bound, it->block)) {
         return ret;
     }
-    const uint8_t *pp = NULL;
-    size_t plen = 0;
-    ret = th__block_payload(x->s, x->t, it->block, SIZE_MAX, &x->comp, &x->payload, &pp, &plen);
+    struct th__blk_view scratch = {0};
+    const struct th__blk_view *view = NULL;
+    ret = th__block_view(x->s, x->t, it->block, SIZE_MAX, &x->comp, &x->payload, &scratch, &view);
     if (ret == TH_ENOENT) {
+        th__blk_view_free(&scratch);
         return 0; /* an index entry left behind by a block deleted with a corrupt meta */
     }
-    struct th__blk_view view;
-    if (ret == 0) {
-        ret = th__blk_view_open(&view, pp, plen);
-    }
     if (ret != 0) {
+        th__blk_view_free(&scratch);
         return ret;
     }
     x->block = it->block;
-    ret = eval_block(x, &view);
-    th__blk_view_free(&view);
+    ret = eval_block(x, view);
+    th__blk_view_free(&scratch);
     return ret == 0 ? update_kth(x) : ret;
 }
 

@@ -304,18 +304,50 @@ void th__chunks_del(struct th_lmdb *s, struct th__txn *tx, uint64_t block)
  * only ever reused after a failed write that no reader saw, so entries need no
  * invalidation; the store's open generation keeps stores apart.
  */
-#define BCACHE_ENTRIES   32
-#define BCACHE_MAX_BYTES ((size_t)1 << 20) /* larger payloads are not kept */
+#define BCACHE_ENTRIES   256
+#define BCACHE_MAX_BYTES ((size_t)1 << 20)  /* larger payloads are not kept */
+#define BCACHE_BUDGET    ((size_t)16 << 20) /* payload bytes kept per thread at most */
 
 struct bcache_entry {
     uint64_t gen, block, used;
-    th__mpw_t payload; /* the whole decompressed payload */
+    th__mpw_t payload;        /* the whole decompressed payload */
+    struct th__blk_view view; /* its resource and scope tables, once asked for */
+    bool has_view;
 };
+
+static void entry_drop_view(struct bcache_entry *e)
+{
+    if (e->has_view) {
+        th__blk_view_free(&e->view);
+        e->has_view = false;
+    }
+}
 
 struct bcache {
     uint64_t clock;
+    size_t bytes; /* capacity of the payload buffers held */
     struct bcache_entry e[BCACHE_ENTRIES];
 };
+
+/* Free the least recently used payloads until the buffers fit the budget. */
+static void bcache_trim(struct bcache *c)
+{
+    while (c->bytes > BCACHE_BUDGET) {
+        struct bcache_entry *lru = NULL;
+        for (size_t i = 0; i < BCACHE_ENTRIES; i++) {
+            if (c->e[i].payload.cap && (!lru || c->e[i].used < lru->used)) {
+                lru = &c->e[i];
+            }
+        }
+        if (!lru) {
+            return;
+        }
+        c->bytes -= lru->payload.cap;
+        th__mpw_free(&lru->payload);
+        entry_drop_view(lru);
+        lru->used = 0;
+    }
+}
 
 static pthread_key_t bcache_key;
 static pthread_once_t bcache_once = PTHREAD_ONCE_INIT;
@@ -323,8 +355,10 @@ static pthread_once_t bcache_once = PTHREAD_ONCE_INIT;
 static void bcache_free(void *p)
 {
     struct bcache *c = p;
+    c->bytes = 0;
     for (size_t i = 0; i < BCACHE_ENTRIES; i++) {
         th__mpw_free(&c->e[i].payload);
+        entry_drop_view(&c->e[i]);
     }
     th_free(c);
 }
@@ -345,9 +379,12 @@ static struct bcache *thread_bcache(void)
     return c;
 }
 
-int th__block_payload(struct th_lmdb *s, MDB_txn *t, uint64_t block, size_t need, th__mpw_t *comp,
-                      th__mpw_t *out, const uint8_t **data, size_t *len)
+/* The payload, and the cache entry holding it (NULL when it is in @p out instead). */
+static int payload_entry(struct th_lmdb *s, MDB_txn *t, uint64_t block, size_t need,
+                         th__mpw_t *comp, th__mpw_t *out, const uint8_t **data, size_t *len,
+                         struct bcache_entry **entry)
 {
+    *entry = NULL;
     struct bcache *c = thread_bcache();
     struct bcache_entry *victim = NULL;
     if (c) {
@@ -357,6 +394,7 @@ int th__block_payload(struct th_lmdb *s, MDB_txn *t, uint64_t block, size_t need
                 e->used = ++c->clock;
                 *data = e->payload.p;
                 *len = e->payload.len;
+                *entry = e;
                 return 0;
             }
             if (!victim || e->used < victim->used) {
@@ -378,6 +416,8 @@ int th__block_payload(struct th_lmdb *s, MDB_txn *t, uint64_t block, size_t need
     /* Whole payloads only: a block is one zstd block or a few, so stopping early at `need`
      * saves little, and a whole payload serves every later trace in the block. */
     victim->used = 0;
+    entry_drop_view(victim);
+    c->bytes -= victim->payload.cap;
     ret = th__zstd_partial(comp->p, comp->len, SIZE_MAX, &victim->payload);
     if (ret != 0) {
         th__mpw_free(&victim->payload); /* also clears the buffer's sticky error */
@@ -395,8 +435,45 @@ int th__block_payload(struct th_lmdb *s, MDB_txn *t, uint64_t block, size_t need
     victim->gen = s->gen;
     victim->block = block;
     victim->used = ++c->clock;
+    c->bytes += victim->payload.cap;
+    bcache_trim(c);
     *data = victim->payload.p;
     *len = victim->payload.len;
+    *entry = victim;
+    return 0;
+}
+
+int th__block_payload(struct th_lmdb *s, MDB_txn *t, uint64_t block, size_t need, th__mpw_t *comp,
+                      th__mpw_t *out, const uint8_t **data, size_t *len)
+{
+    struct bcache_entry *e;
+    return payload_entry(s, t, block, need, comp, out, data, len, &e);
+}
+
+int th__block_view(struct th_lmdb *s, MDB_txn *t, uint64_t block, size_t need, th__mpw_t *comp,
+                   th__mpw_t *out, struct th__blk_view *scratch, const struct th__blk_view **view)
+{
+    struct bcache_entry *e;
+    const uint8_t *data;
+    size_t len;
+    int ret = payload_entry(s, t, block, need, comp, out, &data, &len, &e);
+    if (ret != 0) {
+        return ret;
+    }
+    if (!e) {
+        ret = th__blk_view_open(scratch, data, len);
+        *view = scratch;
+        return ret;
+    }
+    /* the tables of a cached payload are parsed once and kept beside it */
+    if (!e->has_view) {
+        ret = th__blk_view_open(&e->view, data, len);
+        if (ret != 0) {
+            return ret;
+        }
+        e->has_view = true;
+    }
+    *view = &e->view;
     return 0;
 }
 

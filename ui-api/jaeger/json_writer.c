@@ -255,13 +255,22 @@ int th_jaeger_json_escape(th_buf_t *out, const char *s, size_t len)
     return rc;
 }
 
-static void put_string(th_jaeger_json_t *w, const char *s, size_t len)
+/* A quoted, escaped string and then @p tail (a key's colon, or nothing): one limit check
+ * and, for plain text, one copy. A search answer is mostly short strings. */
+static void put_string(th_jaeger_json_t *w, const char *s, size_t len, const char *tail,
+                       size_t tail_len)
 {
-    put(w, "\"", 1);
-    if (w->err == 0) {
-        w->err = th_jaeger_json_escape(w->out, s, len);
+    if (over(w)) {
+        return;
     }
-    put(w, "\"", 1);
+    th_buf_t *b = w->out;
+    if ((w->err = th_buf_reserve(b, len + 2 + tail_len)) != 0) {
+        return;
+    }
+    b->ptr[b->len++] = '"';
+    if ((w->err = th_jaeger_json_escape(b, s, len)) == 0 && (w->err = append(b, "\"", 1)) == 0) {
+        w->err = append(b, tail, tail_len);
+    }
 }
 
 void th_jaeger_json_key(th_jaeger_json_t *w, const char *k, size_t len)
@@ -274,8 +283,7 @@ void th_jaeger_json_key(th_jaeger_json_t *w, const char *k, size_t len)
         return;
     }
     before_item(w);
-    put_string(w, k, len);
-    put(w, w->indent > 0 ? ": " : ":", w->indent > 0 ? 2 : 1);
+    put_string(w, k, len, w->indent > 0 ? ": " : ":", w->indent > 0 ? 2 : 1);
     w->after_key = true;
 }
 
@@ -287,7 +295,7 @@ void th_jaeger_json_keyz(th_jaeger_json_t *w, const char *k)
 void th_jaeger_json_str(th_jaeger_json_t *w, const char *s, size_t len)
 {
     before_item(w);
-    put_string(w, s, len);
+    put_string(w, s, len, NULL, 0);
 }
 
 void th_jaeger_json_strz(th_jaeger_json_t *w, const char *s)
