@@ -52,7 +52,7 @@ static void send_one(struct th_batch_processor *p, enum send_trigger why)
         /* No batch could be built. Fail the oldest request whole so the queue always shrinks:
          * its senders get a retryable error, nothing is left behind silently. */
         th__batch_queue_fail_head(&p->q, TH_ENOMEM);
-        p->stats.spans_failed += before - p->q.spans;
+        __atomic_add_fetch(&p->stats.spans_failed, before - p->q.spans, __ATOMIC_RELAXED);
         th_log_error(&p->base,
                      "out of memory building a batch; %zu spans failed back to their "
                      "senders",
@@ -65,14 +65,14 @@ static void send_one(struct th_batch_processor *p, enum send_trigger why)
            (double)spans > th_batch_send_size_bounds()[bucket]) {
         bucket++;
     }
-    p->stats.send_size[bucket]++;
-    p->stats.send_size_sum += spans;
+    __atomic_add_fetch(&p->stats.send_size[bucket], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&p->stats.send_size_sum, spans, __ATOMIC_RELAXED);
     if (why == SEND_SIZE) {
-        p->stats.batch_size_trigger_send++;
+        __atomic_add_fetch(&p->stats.batch_size_trigger_send, 1, __ATOMIC_RELAXED);
     } else if (why == SEND_LOOP) {
-        p->stats.loop_trigger_send++;
+        __atomic_add_fetch(&p->stats.loop_trigger_send, 1, __ATOMIC_RELAXED);
     } else {
-        p->stats.timeout_trigger_send++;
+        __atomic_add_fetch(&p->stats.timeout_trigger_send, 1, __ATOMIC_RELAXED);
     }
     /* Our own reference keeps the batch (and its acks) until we know the answer. */
     th_batch_retain(out);
@@ -80,12 +80,12 @@ static void send_one(struct th_batch_processor *p, enum send_trigger why)
     ret = th_consumer_consume(p->base.next, out);
     if (ret < 0) {
         th_batch_fail(out, ret);
-        p->stats.batches_refused++;
-        p->stats.spans_refused += spans;
+        __atomic_add_fetch(&p->stats.batches_refused, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&p->stats.spans_refused, spans, __ATOMIC_RELAXED);
         log_refusal(p, ret, spans, acked);
     } else {
-        p->stats.batches_sent++;
-        p->stats.spans_sent += spans;
+        __atomic_add_fetch(&p->stats.batches_sent, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&p->stats.spans_sent, spans, __ATOMIC_RELAXED);
     }
     th_batch_release(out);
 }

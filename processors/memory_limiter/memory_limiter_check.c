@@ -73,7 +73,7 @@ static uint64_t trim_interval(const struct th_memory_limiter *ml, int64_t min_ns
 static uint64_t trim_and_measure(struct th_memory_limiter *ml, uint64_t before)
 {
     ml->trim(ml);
-    ml->stats.trims++;
+    __atomic_add_fetch(&ml->stats.trims, 1, __ATOMIC_RELAXED);
     ml->last_trim_ns = ml->now_ns();
     uint64_t after = before;
     if (measure(ml, &after) != 0) {
@@ -115,7 +115,7 @@ void th__memory_limiter_check(struct th_memory_limiter *ml)
     if (measure(ml, &usage) != 0) {
         return;
     }
-    ml->stats.checks++;
+    __atomic_add_fetch(&ml->stats.checks, 1, __ATOMIC_RELAXED);
     th_log_debug(&ml->base, "Currently used memory. cur_mem_mib=%llu",
                  (unsigned long long)(usage / MIB));
     if (usage < ml->soft) {
@@ -165,18 +165,18 @@ int th__memory_limiter_consume(struct th_memory_limiter *ml, th_batch_t *b)
         if ((++ml->calls >= TH_MEMORY_LIMITER_CONSUME_CHECK_EVERY ||
              ml->usage + ml->since >= ml->soft) &&
             measure(ml, &usage) == 0) {
-            ml->stats.quick_checks++;
+            __atomic_add_fetch(&ml->stats.quick_checks, 1, __ATOMIC_RELAXED);
             if (usage >= ml->soft) {
                 set_refusing(ml, true);
             }
         }
     }
     if (ml->refusing) {
-        ml->stats.refused_spans += spans;
+        __atomic_add_fetch(&ml->stats.refused_spans, spans, __ATOMIC_RELAXED);
         th_batch_release(b);
         return TH_ENOMEM;
     }
-    ml->stats.accepted_spans += spans;
+    __atomic_add_fetch(&ml->stats.accepted_spans, spans, __ATOMIC_RELAXED);
     return th_consumer_consume(ml->base.next, b);
 }
 

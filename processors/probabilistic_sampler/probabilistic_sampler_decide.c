@@ -292,7 +292,7 @@ int th_probabilistic_sampler_span(th_probabilistic_sampler_t *ps, th_arena_t *a,
     uint64_t threshold;
     if (error) {
         threshold = ps->fail_closed ? NEVER : ALWAYS;
-        ps->stats.errors++;
+        __atomic_add_fetch(&ps->stats.errors, 1, __ATOMIC_RELAXED);
     } else if (ps->never) {
         threshold = NEVER;
     } else if (ps->mode == TH_PSAMPLER_EQUALIZING) {
@@ -312,11 +312,11 @@ int th_probabilistic_sampler_span(th_probabilistic_sampler_t *ps, th_arena_t *a,
     switch (span_priority(span)) {
     case MUST_DROP:
         threshold = NEVER;
-        ps->stats.priority++;
+        __atomic_add_fetch(&ps->stats.priority, 1, __ATOMIC_RELAXED);
         break;
     case MUST_KEEP:
         threshold = ALWAYS;
-        ps->stats.priority++;
+        __atomic_add_fetch(&ps->stats.priority, 1, __ATOMIC_RELAXED);
         break;
     default:
         break;
@@ -324,9 +324,9 @@ int th_probabilistic_sampler_span(th_probabilistic_sampler_t *ps, th_arena_t *a,
 
     *keep = threshold <= rnd;
     if (*keep) {
-        ps->stats.kept++;
+        __atomic_add_fetch(&ps->stats.kept, 1, __ATOMIC_RELAXED);
     } else {
-        ps->stats.dropped++;
+        __atomic_add_fetch(&ps->stats.dropped, 1, __ATOMIC_RELAXED);
     }
     if (!*keep || !carrier) {
         return 0;

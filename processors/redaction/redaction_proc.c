@@ -269,7 +269,7 @@ static int any_match(th_redaction_proc_t *p, const struct relist *l, const char 
             return 1;
         }
         if (rc < 0) {
-            p->stats.limit_hits++;
+            __atomic_add_fetch(&p->stats.limit_hits, 1, __ATOMIC_RELAXED);
             err = rc;
         }
     }
@@ -307,7 +307,7 @@ static int mask_values(th_redaction_proc_t *p, th_arena_t *a, th_otlp_any_t *v, 
             return rc;
         }
         if (rc < 0) {
-            p->stats.limit_hits++;
+            __atomic_add_fetch(&p->stats.limit_hits, 1, __ATOMIC_RELAXED);
             *changed = true;
             return mask_whole(p, a, v, s, len);
         }
@@ -514,10 +514,10 @@ int th_redaction_proc_attrs(th_redaction_proc_t *p, th_arena_t *a, th_otlp_kv_t 
         }
         i++;
     }
-    p->stats.redacted += nred;
-    p->stats.masked += nmask;
-    p->stats.allowed += nallow;
-    p->stats.ignored += nign;
+    __atomic_add_fetch(&p->stats.redacted, nred, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&p->stats.masked, nmask, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&p->stats.allowed, nallow, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&p->stats.ignored, nign, __ATOMIC_RELAXED);
     int ret =
         add_summary(p, a, l, redacted, nred, "redaction.redacted.keys", "redaction.redacted.count");
     if (ret == 0) {

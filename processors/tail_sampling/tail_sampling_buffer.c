@@ -255,7 +255,7 @@ void th__ts_trace_release(struct th_tail_sampling *ts, struct th__ts_trace *t)
     table_remove(ts, t, th__ts_hash(t->pub.trace_id));
     fifo_unlink(t->in_root_fifo ? &ts->root_fifo : &ts->fifo, t);
     ts->n_traces--;
-    ts->stats.traces_on_memory = ts->n_traces;
+    __atomic_store_n(&ts->stats.traces_on_memory, ts->n_traces, __ATOMIC_RELAXED);
     struct th__ts_src *prev = NULL;
     struct th__ts_chunk *k = (struct th__ts_chunk *)t->pub.first;
     while (k) {
@@ -272,7 +272,8 @@ void th__ts_trace_release(struct th_tail_sampling *ts, struct th__ts_trace *t)
     t->next = ts->free_traces;
     ts->free_traces = t;
     ts->n_free_traces++;
-    ts->stats.buffer_bytes = ts->pending_bytes + ts->retry_bytes;
+    __atomic_store_n(&ts->stats.buffer_bytes, ts->pending_bytes + ts->retry_bytes,
+                     __ATOMIC_RELAXED);
 }
 
 static struct th__ts_trace *trace_new(struct th_tail_sampling *ts, const uint8_t id[16], uint64_t h,
@@ -293,8 +294,8 @@ static struct th__ts_trace *trace_new(struct th_tail_sampling *ts, const uint8_t
     table_put(ts->slots, ts->mask, t, h);
     fifo_push(&ts->fifo, t);
     ts->n_traces++;
-    ts->stats.traces_on_memory = ts->n_traces;
-    ts->stats.new_trace_id_received++;
+    __atomic_store_n(&ts->stats.traces_on_memory, ts->n_traces, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&ts->stats.new_trace_id_received, 1, __ATOMIC_RELAXED);
     return t;
 }
 
@@ -433,7 +434,7 @@ static bool make_room(struct th_tail_sampling *ts, uint64_t bytes)
 
 static int refuse(struct th_tail_sampling *ts, th_batch_t *b, const char *why)
 {
-    ts->stats.batches_refused++;
+    __atomic_add_fetch(&ts->stats.batches_refused, 1, __ATOMIC_RELAXED);
     th__ts_warn_limited(ts, "refusing a batch of %zu spans: %s; the sender is told to retry",
                         b->span_count, why);
     th_batch_fail(b, TH_ERETRY);
@@ -513,16 +514,19 @@ int th__ts_consume(struct th_tail_sampling *ts, th_batch_t *b)
                         }
                         if (d != 0) {
                             /* Late: the trace was decided; the span follows the decision. */
-                            ts->stats.late_spans++;
+                            __atomic_add_fetch(&ts->stats.late_spans, 1, __ATOMIC_RELAXED);
                             if (d == TH_TS_SAMPLED) {
-                                ts->stats.early_releases_sampled++;
+                                __atomic_add_fetch(&ts->stats.early_releases_sampled, 1,
+                                                   __ATOMIC_RELAXED);
                                 struct th_ts_span one = {sp, ss, rs, b};
                                 if (th__ts_out_add_span(ts, &one) != 0) {
                                     dropped++;
-                                    ts->stats.spans_failed++;
+                                    __atomic_add_fetch(&ts->stats.spans_failed, 1,
+                                                       __ATOMIC_RELAXED);
                                 }
                             } else {
-                                ts->stats.early_releases_not_sampled++;
+                                __atomic_add_fetch(&ts->stats.early_releases_not_sampled, 1,
+                                                   __ATOMIC_RELAXED);
                                 dropped++;
                             }
                             continue;
@@ -553,7 +557,7 @@ int th__ts_consume(struct th_tail_sampling *ts, th_batch_t *b)
         }
     }
     if (dropped) {
-        ts->base.stats.dropped += dropped;
+        __atomic_add_fetch(&ts->base.stats.dropped, dropped, __ATOMIC_RELAXED);
     }
     /* What was decided here (early decisions, late spans) goes downstream now. */
     th__ts_out_flush(ts);
@@ -561,7 +565,8 @@ int th__ts_consume(struct th_tail_sampling *ts, th_batch_t *b)
      * this releases it; the output holds its own reference where it needs the spans. */
     bool held = src->holds > 1;
     src_unhold(ts, src);
-    ts->stats.buffer_bytes = ts->pending_bytes + ts->retry_bytes;
+    __atomic_store_n(&ts->stats.buffer_bytes, ts->pending_bytes + ts->retry_bytes,
+                     __ATOMIC_RELAXED);
     th__ts_timer_arm(ts);
     return held ? TH_HELD : 0;
 }

@@ -28,21 +28,21 @@ void th__ts_decide(struct th_tail_sampling *ts, struct th__ts_trace *t, enum th_
 {
     enum th_ts_decision d = TH_TS_NOT_SAMPLED;
     if (why == TH__TS_TOO_LARGE) {
-        ts->stats.traces_dropped_too_large++;
+        __atomic_add_fetch(&ts->stats.traces_dropped_too_large, 1, __ATOMIC_RELAXED);
     } else {
         struct th_ts_verdict v = {.final = TH_TS_NOT_SAMPLED, .policy = -1};
         th_ts_policies_decide(ts->policies, &t->pub, now_unix_ns, &v);
         d = v.final;
         if (why == TH__TS_EARLY) {
-            ts->stats.traces_decided_early++;
+            __atomic_add_fetch(&ts->stats.traces_decided_early, 1, __ATOMIC_RELAXED);
         }
     }
     uint64_t spans = t->pub.span_count;
     if (d == TH_TS_SAMPLED) {
-        ts->stats.traces_sampled++;
+        __atomic_add_fetch(&ts->stats.traces_sampled, 1, __ATOMIC_RELAXED);
         if (th__ts_out_add_trace(ts, t) != 0) {
-            ts->stats.spans_failed += spans;
-            ts->base.stats.failed += spans;
+            __atomic_add_fetch(&ts->stats.spans_failed, spans, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&ts->base.stats.failed, spans, __ATOMIC_RELAXED);
             th__ts_warn_limited(ts,
                                 "out of memory gathering a sampled trace of %llu spans; they "
                                 "are lost",
@@ -50,19 +50,19 @@ void th__ts_decide(struct th_tail_sampling *ts, struct th__ts_trace *t, enum th_
         }
     } else {
         if (d == TH_TS_DROPPED) {
-            ts->stats.traces_dropped++;
+            __atomic_add_fetch(&ts->stats.traces_dropped, 1, __ATOMIC_RELAXED);
         } else {
             d = TH_TS_NOT_SAMPLED; /* whatever else the policies say is not a sample */
-            ts->stats.traces_not_sampled++;
+            __atomic_add_fetch(&ts->stats.traces_not_sampled, 1, __ATOMIC_RELAXED);
         }
-        ts->stats.spans_not_sampled += spans;
-        ts->base.stats.dropped += spans;
+        __atomic_add_fetch(&ts->stats.spans_not_sampled, spans, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&ts->base.stats.dropped, spans, __ATOMIC_RELAXED);
     }
     uint64_t age = th_now_mono_ns() - t->first_ns;
-    ts->stats.decisions++;
-    ts->stats.decision_latency_ns += age;
+    __atomic_add_fetch(&ts->stats.decisions, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&ts->stats.decision_latency_ns, age, __ATOMIC_RELAXED);
     if (age > ts->stats.decision_latency_max_ns) {
-        ts->stats.decision_latency_max_ns = age;
+        __atomic_store_n(&ts->stats.decision_latency_max_ns, age, __ATOMIC_RELAXED);
     }
     th__ts_remember(ts, t->pub.trace_id, th__ts_hash(t->pub.trace_id), d);
     th__ts_trace_release(ts, t);
@@ -95,7 +95,7 @@ static void on_tick(uv_timer_t *timer)
         }
     }
     if (decided) {
-        ts->stats.ticks++;
+        __atomic_add_fetch(&ts->stats.ticks, 1, __ATOMIC_RELAXED);
     }
     th__ts_out_flush(ts);
     th__ts_timer_arm(ts);
@@ -180,10 +180,10 @@ int th__ts_shutdown(struct th_tail_sampling *ts)
     if (ts->cfg.drop_pending_traces_on_shutdown) {
         for (struct th__ts_trace *t; (t = first_due(ts));) {
             spans += t->pub.span_count;
-            ts->stats.trace_dropped_too_early++;
+            __atomic_add_fetch(&ts->stats.trace_dropped_too_early, 1, __ATOMIC_RELAXED);
             th__ts_trace_release(ts, t);
         }
-        ts->base.stats.dropped += spans;
+        __atomic_add_fetch(&ts->base.stats.dropped, spans, __ATOMIC_RELAXED);
         if (traces) {
             th_log_info(&ts->base,
                         "dropped %zu pending traces (%llu spans) undecided, as "

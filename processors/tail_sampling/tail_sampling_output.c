@@ -277,7 +277,7 @@ static int send_out(struct th_tail_sampling *ts, th_batch_t *b)
     if (ts->mutating_next) {
         int ret = th_batch_clone(b, &give);
         if (ret != 0) {
-            ts->stats.outputs_refused++;
+            __atomic_add_fetch(&ts->stats.outputs_refused, 1, __ATOMIC_RELAXED);
             return TH_ERETRY;
         }
     } else {
@@ -285,20 +285,20 @@ static int send_out(struct th_tail_sampling *ts, th_batch_t *b)
     }
     int ret = th_consumer_consume(ts->base.next, give);
     if (ret >= 0) {
-        ts->stats.outputs_sent++;
-        ts->stats.spans_sampled += spans;
+        __atomic_add_fetch(&ts->stats.outputs_sent, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&ts->stats.spans_sampled, spans, __ATOMIC_RELAXED);
         return 0;
     }
     if (ret == TH_ERETRY || ret == TH_ENOMEM) {
-        ts->stats.outputs_refused++;
+        __atomic_add_fetch(&ts->stats.outputs_refused, 1, __ATOMIC_RELAXED);
         th__ts_warn_limited(ts,
                             "the next consumer refused %zu sampled spans (%s); they are kept "
                             "and retried",
                             spans, th_strerror(ret));
         return TH_ERETRY;
     }
-    ts->stats.spans_failed += spans;
-    ts->base.stats.failed += spans;
+    __atomic_add_fetch(&ts->stats.spans_failed, spans, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&ts->base.stats.failed, spans, __ATOMIC_RELAXED);
     th__ts_warn_limited(ts,
                         "the next consumer refused %zu sampled spans for good (%s); they "
                         "are lost",
@@ -310,8 +310,8 @@ static void retry_push(struct th_tail_sampling *ts, th_batch_t *b, size_t bytes)
 {
     struct th__ts_retry *r = th_malloc(sizeof(*r));
     if (!r) {
-        ts->stats.spans_failed += b->span_count;
-        ts->base.stats.failed += b->span_count;
+        __atomic_add_fetch(&ts->stats.spans_failed, b->span_count, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&ts->base.stats.failed, b->span_count, __ATOMIC_RELAXED);
         th__ts_warn_limited(ts, "out of memory keeping %zu refused sampled spans; they are lost",
                             b->span_count);
         th_batch_release(b);
@@ -327,7 +327,8 @@ static void retry_push(struct th_tail_sampling *ts, th_batch_t *b, size_t bytes)
     }
     ts->retry_tail = r;
     ts->retry_bytes += r->bytes;
-    ts->stats.buffer_bytes = ts->pending_bytes + ts->retry_bytes;
+    __atomic_store_n(&ts->stats.buffer_bytes, ts->pending_bytes + ts->retry_bytes,
+                     __ATOMIC_RELAXED);
 }
 
 void th__ts_out_retry(struct th_tail_sampling *ts)
@@ -345,7 +346,8 @@ void th__ts_out_retry(struct th_tail_sampling *ts)
         th_batch_release(r->b);
         th_free(r);
     }
-    ts->stats.buffer_bytes = ts->pending_bytes + ts->retry_bytes;
+    __atomic_store_n(&ts->stats.buffer_bytes, ts->pending_bytes + ts->retry_bytes,
+                     __ATOMIC_RELAXED);
 }
 
 void th__ts_out_flush(struct th_tail_sampling *ts)
@@ -354,8 +356,8 @@ void th__ts_out_flush(struct th_tail_sampling *ts)
     th_batch_t *b = NULL;
     size_t bytes = 0;
     if (build(ts, &b, &bytes) != 0) {
-        ts->stats.spans_failed += n;
-        ts->base.stats.failed += n;
+        __atomic_add_fetch(&ts->stats.spans_failed, n, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&ts->base.stats.failed, n, __ATOMIC_RELAXED);
         th__ts_warn_limited(ts,
                             "out of memory building a batch of %zu sampled spans; they are "
                             "lost",
@@ -387,12 +389,13 @@ void th__ts_out_drop_retries(struct th_tail_sampling *ts, const char *why)
     }
     ts->retry_tail = NULL;
     if (spans) {
-        ts->stats.spans_failed += spans;
-        ts->base.stats.failed += spans;
+        __atomic_add_fetch(&ts->stats.spans_failed, spans, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&ts->base.stats.failed, spans, __ATOMIC_RELAXED);
         th_log_error(&ts->base, "%zu sampled spans the next consumer kept refusing are lost (%s)",
                      spans, why);
     }
-    ts->stats.buffer_bytes = ts->pending_bytes + ts->retry_bytes;
+    __atomic_store_n(&ts->stats.buffer_bytes, ts->pending_bytes + ts->retry_bytes,
+                     __ATOMIC_RELAXED);
 }
 
 void th__ts_out_deinit(struct th__ts_out *o)

@@ -1033,27 +1033,28 @@ void th_ts_policies_decide(th_ts_policies_t *p, const struct th_ts_trace *t, uin
         enum th_ts_decision d = th__ts_policy_eval(p->top[i], &cx);
         uint64_t t1 = th_now_mono_ns();
         struct th_ts_policy_stats *st = &p->stats[i];
-        st->executions++;
-        st->execution_ns += t1 - t0;
+        __atomic_add_fetch(&st->executions, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&st->execution_ns, t1 - t0, __ATOMIC_RELAXED);
         t0 = t1;
         switch (d) {
         case TH_TS_SAMPLED:
         case TH_TS_INVERT_SAMPLED:
-            st->sampled++;
+            __atomic_add_fetch(&st->sampled, 1, __ATOMIC_RELAXED);
             if (first_sampled < 0) {
                 first_sampled = (int)i;
             }
             break;
         case TH_TS_DROPPED:
-            st->dropped++;
+            __atomic_add_fetch(&st->dropped, 1, __ATOMIC_RELAXED);
             dropped = true;
             break;
         case TH_TS_NOT_SAMPLED:
         case TH_TS_INVERT_NOT_SAMPLED:
-            st->not_sampled++;
+            __atomic_add_fetch(&st->not_sampled, 1, __ATOMIC_RELAXED);
             break;
         default:
-            st->errors++; /* counted and otherwise ignored */
+            /* counted and otherwise ignored */
+            __atomic_add_fetch(&st->errors, 1, __ATOMIC_RELAXED);
             continue;
         }
         if (dropped || (p->sample_on_first_match && d == TH_TS_SAMPLED)) {
