@@ -50,7 +50,7 @@ struct handler {
 
 /* ---- Requests ----------------------------------------------------------------------------- */
 
-static const char *reason(int status)
+const char *th_http_reason(int status)
 {
     switch (status) {
     case 200:
@@ -63,6 +63,14 @@ static const char *reason(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 413:
+        return "Request Entity Too Large";
+    case 414:
+        return "Request-URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
     case 500:
         return "Internal Server Error";
     case 503:
@@ -119,7 +127,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     *body = res.body;
     const char *ct = res.content_type ? res.content_type : "text/plain; charset=utf-8";
     req->res.status = res.status;
-    req->res.reason = reason(res.status);
+    req->res.reason = th_http_reason(res.status);
     req->res.content_length = body->len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct, strlen(ct));
     h2o_start_response(req, &generator);

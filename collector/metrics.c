@@ -5,6 +5,8 @@
  */
 #include "th/metrics.h"
 
+#include "collector/fanout.h"
+
 th_metrics_t *th_metrics_create(th_arena_t *arena)
 {
     th_metrics_t *m = th_arena_calloc(arena, 1, sizeof(*m));
@@ -42,15 +44,6 @@ size_t th_metrics_point_count(const th_metrics_t *m)
     return n;
 }
 
-/* Success ranks lowest, a retryable failure highest (as the traces fan-out merges). */
-static int merge(int a, int b)
-{
-    if (a == TH_ERETRY || b == TH_ERETRY) {
-        return TH_ERETRY;
-    }
-    return a < 0 ? a : b;
-}
-
 static int fanout_consume(struct th_metrics_consumer *self, th_metrics_t *m)
 {
     struct th__metrics_fanout *f = (struct th__metrics_fanout *)self;
@@ -61,7 +54,7 @@ static int fanout_consume(struct th_metrics_consumer *self, th_metrics_t *m)
     }
     int result = 0;
     for (size_t i = 0; i < f->n; i++) {
-        result = merge(result, th_metrics_consumer_consume(f->out[i], m));
+        result = th__fanout_merge(result, th_metrics_consumer_consume(f->out[i], m));
     }
     return result;
 }

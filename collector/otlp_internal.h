@@ -11,6 +11,16 @@
 
 #include "th/otlp.h"
 
+/* Short names of the OTLP messages the codecs walk (those without a th_otlp_ name). */
+typedef Opentelemetry__Proto__Resource__V1__Resource resource_t;
+typedef Opentelemetry__Proto__Common__V1__EntityRef entity_t;
+typedef Opentelemetry__Proto__Common__V1__InstrumentationScope scope_t;
+typedef Opentelemetry__Proto__Trace__V1__Span__Event event_t;
+typedef Opentelemetry__Proto__Trace__V1__Span__Link link_t;
+typedef Opentelemetry__Proto__Trace__V1__Status status_t;
+typedef Opentelemetry__Proto__Common__V1__ArrayValue array_t;
+typedef Opentelemetry__Proto__Common__V1__KeyValueList kvlist_t;
+
 /* Config key names of the limits, used in every limit message so an operator knows what
  * to raise. */
 #define TH_OTLP_KEY_DEPTH  "max_nesting_depth"

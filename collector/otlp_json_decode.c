@@ -18,15 +18,6 @@
 #include "collector/json_reader.h"
 #include "collector/otlp_internal.h"
 
-typedef Opentelemetry__Proto__Resource__V1__Resource resource_t;
-typedef Opentelemetry__Proto__Common__V1__EntityRef entity_t;
-typedef Opentelemetry__Proto__Common__V1__InstrumentationScope scope_t;
-typedef Opentelemetry__Proto__Trace__V1__Span__Event event_t;
-typedef Opentelemetry__Proto__Trace__V1__Span__Link link_t;
-typedef Opentelemetry__Proto__Trace__V1__Status status_t;
-typedef Opentelemetry__Proto__Common__V1__ArrayValue array_t;
-typedef Opentelemetry__Proto__Common__V1__KeyValueList kvlist_t;
-
 /* A step of the path to the value being decoded, linked up the C stack for error messages. */
 struct jpath {
     const struct jpath *up;

@@ -14,13 +14,6 @@
 #include "th/base64.h"
 #include "collector/otlp_internal.h"
 
-typedef Opentelemetry__Proto__Resource__V1__Resource resource_t;
-typedef Opentelemetry__Proto__Common__V1__EntityRef entity_t;
-typedef Opentelemetry__Proto__Common__V1__InstrumentationScope scope_t;
-typedef Opentelemetry__Proto__Trace__V1__Span__Event event_t;
-typedef Opentelemetry__Proto__Trace__V1__Span__Link link_t;
-typedef Opentelemetry__Proto__Trace__V1__Status status_t;
-
 /* The writer: errors are sticky, so the encoders below need no checks between writes. */
 struct jw {
     th_buf_t *b;

@@ -31,15 +31,6 @@
 
 #include "collector/otlp_internal.h"
 
-typedef Opentelemetry__Proto__Resource__V1__Resource resource_t;
-typedef Opentelemetry__Proto__Common__V1__EntityRef entity_t;
-typedef Opentelemetry__Proto__Common__V1__InstrumentationScope scope_t;
-typedef Opentelemetry__Proto__Trace__V1__Span__Event event_t;
-typedef Opentelemetry__Proto__Trace__V1__Span__Link link_t;
-typedef Opentelemetry__Proto__Trace__V1__Status status_t;
-typedef Opentelemetry__Proto__Common__V1__ArrayValue array_t;
-typedef Opentelemetry__Proto__Common__V1__KeyValueList kvlist_t;
-
 /* The initial value of every message: what protobuf-c's generated __init gives. */
 static const th_otlp_request_t req_init =
     OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;

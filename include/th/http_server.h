@@ -64,4 +64,10 @@ int th_http_server_port(const th_http_server_t *s);
 /** Stop listening, finish or close connections, join the thread and free. NULL is allowed. */
 void th_http_server_stop(th_http_server_t *s);
 
+/**
+ * The reason phrase of an HTTP status the project's servers answer with ("Not Found").
+ * @return a static string; "Unknown" for a status not in the table.
+ */
+const char *th_http_reason(int status);
+
 #endif

@@ -22,6 +22,7 @@
 #include <h2o.h>
 
 #include "th/ack_hub.h"
+#include "th/http_server.h"
 #include "th/log.h"
 #include "receivers/otlp/otlp_http.h"
 
@@ -124,33 +125,6 @@ struct th_otlp_http_server {
 };
 
 /* ---- Small helpers --------------------------------------------------------------------- */
-
-static const char *reason_of(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 204:
-        return "No Content";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 413:
-        return "Request Entity Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    }
-    return "Error";
-}
 
 /* Warnings caused by clients (pipeline refusals) at most once a second, so a flood of bad
  * requests cannot flood the log. */
@@ -311,7 +285,7 @@ static void respond(th_otlp_http_server_t *s, h2o_req_t *req, int status, const 
                     const void *body, size_t len, int retry_after_s)
 {
     req->res.status = status;
-    req->res.reason = reason_of(status);
+    req->res.reason = th_http_reason(status);
     req->res.content_length = len;
     if (ctype) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype,
@@ -340,7 +314,7 @@ static void reply_status(struct th__otlp_reply *r, bool json, int http, int code
                          int retry_after_s)
 {
     r->status = http;
-    r->reason = reason_of(http);
+    r->reason = th_http_reason(http);
     r->retry_after_s = retry_after_s;
     th_buf_free(&r->body);
     /* Out of memory here leaves the body empty: the status code still says what happened. */
@@ -491,7 +465,7 @@ void th__otlp_http_export(const struct th__otlp_export *x, bool json, const char
         }
     }
     r->status = 200;
-    r->reason = reason_of(200);
+    r->reason = th_http_reason(200);
     if (th_otlp_encode_response(json, 0, NULL, &r->body) != 0) {
         th_buf_free(&r->body);
     }
@@ -508,7 +482,7 @@ void th__otlp_http_settled_reply(bool json, int result, struct th__otlp_reply *r
         return;
     }
     r->status = 200;
-    r->reason = reason_of(200);
+    r->reason = th_http_reason(200);
     if (th_otlp_encode_response(json, 0, NULL, &r->body) != 0) {
         th_buf_free(&r->body);
     }
@@ -725,7 +699,7 @@ static void preflight(th_otlp_http_server_t *s, h2o_req_t *req, h2o_iovec_t meth
                               s->resp_headers[i].value.len);
     }
     req->res.status = 204;
-    req->res.reason = reason_of(204);
+    req->res.reason = th_http_reason(204);
     req->res.content_length = 0;
     if (!s->keep_alive) {
         req->http1_is_persistent = 0;

@@ -17,6 +17,7 @@
 #include <h2o.h>
 #include <uv.h>
 
+#include "th/http_server.h"
 #include "th/log.h"
 #include "ui-api/jaeger/jaeger_query.h"
 
@@ -53,30 +54,6 @@ struct handler {
 
 /* ---- Responses ---------------------------------------------------------------------------- */
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 204:
-        return "No Content";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 414:
-        return "Request-URI Too Long";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Unknown";
-    }
-}
-
 /* h2o keeps the pointers it is given: values are copied into the request's pool, since some
  * are built on the stack. */
 static void add_header(h2o_req_t *req, const char *name, const char *value, size_t len)
@@ -107,7 +84,7 @@ static void send_response(th_jaeger_http_t *s, h2o_req_t *req, struct th_jaeger_
 {
     static h2o_generator_t generator = {NULL, NULL};
     req->res.status = resp->status;
-    req->res.reason = reason(resp->status);
+    req->res.reason = th_http_reason(resp->status);
     if (resp->content_type) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                        resp->content_type, strlen(resp->content_type));

@@ -466,8 +466,18 @@ static uint64_t span_id_of(const th_otlp_span_t *sp)
     return v;
 }
 
-/* Mark the span ids that occur more than once; only their spans can be duplicates. The
- * table holds ids + 1 so that 0 means empty. */
+/* The slot of span id @p id in an open-addressing table of ids + 1 (0 means empty): where
+ * it is, or the empty slot where it goes. */
+static size_t id_slot(const uint64_t *ids, size_t cap, uint64_t id)
+{
+    size_t slot = (size_t)((id + 1) * 0x9e3779b97f4a7c15ull >> 17) & (cap - 1);
+    while (ids[slot] && ids[slot] != id + 1) {
+        slot = (slot + 1) & (cap - 1);
+    }
+    return slot;
+}
+
+/* Mark the span ids that occur more than once; only their spans can be duplicates. */
 static int shared_ids(th_otlp_request_t *req, size_t n, th_arena_t *a, uint64_t **ids,
                       uint8_t **shared, size_t *cap_out)
 {
@@ -489,10 +499,7 @@ static int shared_ids(th_otlp_request_t *req, size_t n, th_arena_t *a, uint64_t 
                     continue;
                 }
                 uint64_t id = span_id_of(ss->spans[k]);
-                size_t slot = (size_t)((id + 1) * 0x9e3779b97f4a7c15ull >> 17) & (cap - 1);
-                while ((*ids)[slot] && (*ids)[slot] != id + 1) {
-                    slot = (slot + 1) & (cap - 1);
-                }
+                size_t slot = id_slot(*ids, cap, id);
                 if ((*ids)[slot]) {
                     (*shared)[slot] = 1;
                 }
@@ -502,15 +509,6 @@ static int shared_ids(th_otlp_request_t *req, size_t n, th_arena_t *a, uint64_t 
     }
     *cap_out = cap;
     return 0;
-}
-
-static bool id_shared(const uint64_t *ids, const uint8_t *shared, size_t cap, uint64_t id)
-{
-    size_t slot = (size_t)((id + 1) * 0x9e3779b97f4a7c15ull >> 17) & (cap - 1);
-    while (ids[slot] != id + 1) {
-        slot = (slot + 1) & (cap - 1);
-    }
-    return shared[slot] != 0;
 }
 
 static int adjust_dedupe(th_otlp_request_t *req, th_arena_t *a)
@@ -525,10 +523,7 @@ static int adjust_dedupe(th_otlp_request_t *req, th_arena_t *a)
     if (shared_ids(req, n, a, &ids, &shared, &id_cap) != 0) {
         return TH_ENOMEM;
     }
-    size_t cap = 16;
-    while (cap < n * 2) {
-        cap *= 2;
-    }
+    size_t cap = id_cap; /* both tables hold at most n entries, at most half full */
     struct span_key **table = th_arena_calloc(a, cap, sizeof(*table));
     if (!table) {
         return TH_ENOMEM;
@@ -565,7 +560,7 @@ static int adjust_dedupe(th_otlp_request_t *req, th_arena_t *a)
                 if (!sp) {
                     continue;
                 }
-                if (!id_shared(ids, shared, id_cap, span_id_of(sp))) {
+                if (!shared[id_slot(ids, id_cap, span_id_of(sp))]) {
                     ss->spans[kept++] = sp; /* no other span has its id: not a duplicate */
                     continue;
                 }
