@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what Tracehouse needs on Debian 12: build tools and libraries, and with --test the
 # test tools too (cmocka, clang with libFuzzer, Node.js for the SDK tests, Prometheus and
-# promtool). Uses sudo when not root. Skips apt entirely when everything is already installed.
+# promtool, Chromium). Uses sudo when not root. Skips apt entirely when everything is already installed.
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libh2o-dev
@@ -9,7 +9,10 @@ pkgs=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev lib
       libnghttp2-dev libpcre2-dev libcurl4-openssl-dev)
 if [[ "${1:-}" == "--test" ]]; then
   # prometheus: promtool for the deploy/prometheus rule tests, the server for the e2e test.
-  pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format prometheus)
+  # chromium: the headless browser the web UI tests drive through playwright-core.
+  # openssl and apache2-utils: test certificates and htpasswd files for the TLS and auth tests.
+  pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format prometheus chromium fonts-dejavu-core
+         openssl apache2-utils)
 fi
 # --bench: what bench/suite.sh compares against and drives with.
 if [[ "${1:-}" == "--bench" ]]; then
