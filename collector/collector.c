@@ -620,6 +620,7 @@ int th_collector_start(th_collector_t *c)
         comp->started = true;
     }
     c->started = true;
+    __atomic_store_n(&c->host.ready_since_mono_ns, th_now_mono_ns(), __ATOMIC_RELEASE);
     __atomic_store_n(&c->host.ready_since_ns, th_now_unix_ns(), __ATOMIC_RELEASE);
     th_log_info(NULL,
                 "everything is ready, %zu components started; begin running and "

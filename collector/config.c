@@ -20,6 +20,7 @@
 
 #include "th/config.h"
 #include "th/log.h"
+#include "th/tls.h"
 
 #define MAX_TEXT  (16u << 20)
 #define MAX_DEPTH 64
@@ -1128,6 +1129,8 @@ struct tel_prom {
     bool without_type_suffix;
     const th_node_t *with_resource_constant_labels;
     const char *translation_strategy;
+    bool tls_enabled; /* Tracehouse's own key */
+    struct th_tls_server_cfg tls;
 };
 
 struct tel_pull {
@@ -1320,6 +1323,13 @@ static const struct th_cfg_field prom_fields[] = {
      .offset = offsetof(struct tel_prom, translation_strategy),
      .flags = TH_CFG_F_NOOP,
      .desc = "metric name translation (no effect yet)"},
+    {.name = "tls",
+     .type = TH_CFG_OPTIONAL,
+     .offset = offsetof(struct tel_prom, tls),
+     .aux = offsetof(struct tel_prom, tls_enabled),
+     .sub = th_tls_server_config_fields,
+     .desc = "Tracehouse key (not in the Collector): TLS for the metrics endpoint (HTTPS); "
+             "absent: plaintext"},
     {0},
 };
 
@@ -1356,7 +1366,8 @@ static const char *host_port(th_arena_t *a, const char *host, int64_t port)
 
 /* One entry of metrics::readers: a pull reader with a prometheus exporter gives the
  * endpoint; a periodic (push) reader is accepted with a warning. */
-static int parse_reader(struct cctx *c, const th_node_t *r, const char *path, const char **endpoint)
+static int parse_reader(struct cctx *c, const th_node_t *r, const char *path, const char **endpoint,
+                        const struct th_tls_server_cfg **tls)
 {
     th_arena_t *a = c->cfg->arena;
     if (r->kind != TH_NODE_MAP) {
@@ -1408,6 +1419,18 @@ static int parse_reader(struct cctx *c, const th_node_t *r, const char *path, co
             *endpoint = host_port(a, prom.host, prom.port);
             if (!*endpoint) {
                 return coom(c);
+            }
+            if (prom.tls_enabled) {
+                char tpath[1600];
+                snprintf(tpath, sizeof(tpath), "%s::tls", ppath);
+                if (th_tls_server_cfg_check(&prom.tls, tpath, c->err, c->errlen) != 0) {
+                    return TH_ECONFIG;
+                }
+                struct th_tls_server_cfg *copy = th_arena_memdup(a, &prom.tls, sizeof(prom.tls));
+                if (!copy) {
+                    return coom(c);
+                }
+                *tls = copy;
             }
         }
     }
@@ -1508,6 +1531,7 @@ static int parse_telemetry(struct cctx *c, const th_node_t *v)
     out->log_encoding = t.logs.encoding;
     out->metrics_level = t.metrics.level;
     out->metrics_endpoint = NULL;
+    out->metrics_tls = NULL;
     const th_node_t *readers = t.metrics.readers;
     if (readers && readers->kind != TH_NODE_NULL) {
         const char *rpath = "service::telemetry::metrics::readers";
@@ -1521,7 +1545,8 @@ static int parse_telemetry(struct cctx *c, const th_node_t *v)
         for (size_t i = 0; i < readers->n; i++) {
             char ipath[128];
             snprintf(ipath, sizeof(ipath), "%s::%zu", rpath, i);
-            ret = parse_reader(c, readers->items[i], ipath, &out->metrics_endpoint);
+            ret = parse_reader(c, readers->items[i], ipath, &out->metrics_endpoint,
+                               &out->metrics_tls);
             if (ret != 0) {
                 return ret;
             }

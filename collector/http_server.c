@@ -1,9 +1,9 @@
 /*
- * A small HTTP/1.1 server for the collector's own endpoints (internal metrics, health_check,
- * the prometheus exporter): an h2o 2.2 context on a libuv loop owned by a thread of its own,
- * so a scrape or a probe is answered even while the pipelines' loop is busy. Every request
- * is answered synchronously by the configured handler; its body goes to h2o in one
- * h2o_send and is freed with the request's pool.
+ * A small HTTP/1.1 server (HTTPS and HTTP/2 with a tls block) for the collector's own
+ * endpoints (internal metrics, health_check, the prometheus exporter): an h2o 2.2 context on a
+ * libuv loop owned by a thread of its own, so a scrape or a probe is answered even while the
+ * pipelines' loop is busy. Every request is answered synchronously by the configured handler; its
+ * body goes to h2o in one h2o_send and is freed with the request's pool.
  *
  * Stopping: an async handle wakes the server thread, which closes the listener, asks h2o to
  * shut connections down (a finished request then closes its connection instead of keeping
@@ -17,8 +17,10 @@
 #include <h2o.h>
 #include <uv.h>
 
+#include "th/conn_limit.h"
 #include "th/http_server.h"
 #include "th/log.h"
+#include "th/tls.h"
 
 #define POLL_MS          10
 #define DEADLINE_MS      2000
@@ -37,6 +39,12 @@ struct th_http_server {
     h2o_globalconf_t globalconf;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
+    th_tls_server_t *tls; /* HTTPS when set */
+    size_t n_conns;       /* open connections (server thread only) */
+    size_t max_conns;     /* th_conn_limit_default(): beyond it connections are refused */
+    struct th_conn_refusals refusals;
+    struct th_conn_watch watch; /* the progress deadline (th/conn_limit.h), REQ_TIMEOUT_MS */
+    uv_timer_t sweep_timer;     /* one per server: shuts stalled connections down */
     int port;
     uint64_t stop_started;
     bool abandoned; /* connections outlived the deadline: h2o cannot be disposed of */
@@ -48,6 +56,13 @@ struct handler {
     th_http_server_t *srv;
 };
 
+/* One accepted connection: the socket h2o reads, and its progress (the handle comes first,
+ * so the close callback's pointer is the connection's). */
+struct hconn {
+    uv_tcp_t tcp;
+    struct th_conn_progress progress;
+};
+
 /* ---- Requests ----------------------------------------------------------------------------- */
 
 const char *th_http_reason(int status)
@@ -57,8 +72,16 @@ const char *th_http_reason(int status)
         return "OK";
     case 204:
         return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 304:
+        return "Not Modified";
+    case 308:
+        return "Permanent Redirect";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
     case 404:
         return "Not Found";
     case 405:
@@ -102,6 +125,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     static h2o_generator_t generator = {NULL, NULL};
     th_http_server_t *s = ((struct handler *)self)->srv;
+    th_conn_watch_track_h2o(&s->watch, req);
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     struct th_http_request hr = {
         .method = req->method.base,
@@ -144,23 +168,75 @@ static void free_handle(uv_handle_t *h)
     th_free(h);
 }
 
+/* A connection h2o closed: one less against the limit. The server is found from the loop,
+ * which it embeds. */
+static void on_conn_closed(uv_handle_t *h)
+{
+    char *loop = (char *)h->loop;
+    th_http_server_t *s = (th_http_server_t *)(loop - offsetof(struct th_http_server, loop));
+    struct hconn *c = (struct hconn *)h;
+    th_conn_watch_remove(&s->watch, &c->progress);
+    s->n_conns--;
+    th_free(c);
+}
+
+/* The progress deadline's sweep (h2o's HTTP/2 idle timer restarts on every byte read, so an
+ * h2c client trickling its HEADERS frame is stopped only here): one timer per server. */
+static void on_sweep(uv_timer_t *t)
+{
+    th_http_server_t *s = t->data;
+    uint64_t cut;
+    if (th_conn_watch_sweep(&s->watch, th_now_mono_ns(), &cut)) {
+        th_log_warn(s->log_as,
+                    "closed %llu connection(s) since the last such line: no request in flight "
+                    "and none completed for %llu ms (a slow or stalled client)",
+                    (unsigned long long)cut, (unsigned long long)(s->watch.bound_ns / 1000000));
+    }
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
     th_http_server_t *s = listener->data;
     if (status != 0) {
         return;
     }
-    uv_tcp_t *conn = th_malloc(sizeof(*conn));
-    if (!conn) {
+    if (s->n_conns >= s->max_conns) {
+        /* Over the limit: accept and close at once, so the client is told now and the
+         * backlog keeps moving; say so at most once every ten seconds. */
+        uint64_t refused;
+        if (th_conn_refusal_note(&s->refusals, &refused)) {
+            th_log_warn(s->log_as,
+                        "refused %llu connection(s) since the last such line: %zu open, the "
+                        "limit is %zu (a quarter of the open files limit)",
+                        (unsigned long long)refused, s->n_conns, s->max_conns);
+        }
+        uv_tcp_t *t = th_malloc(sizeof(*t));
+        if (t) {
+            uv_tcp_init(listener->loop, t);
+            uv_accept(listener, (uv_stream_t *)t);
+            uv_close((uv_handle_t *)t, free_handle);
+        }
+        return;
+    }
+    struct hconn *hc = th_calloc(1, sizeof(*hc));
+    if (!hc) {
         th_log_warn(s->log_as, "out of memory accepting a connection");
         return;
     }
+    uv_tcp_t *conn = &hc->tcp;
     uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+    uv_os_fd_t fd;
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0 || uv_fileno((uv_handle_t *)conn, &fd) != 0 ||
+        th_conn_watch_add(&s->watch, &hc->progress, fd) != 0) {
         uv_close((uv_handle_t *)conn, free_handle);
         return;
     }
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, free_handle);
+    s->n_conns++;
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_closed);
+    if (s->tls) {
+        /* The current context: a certificate reload takes effect for new connections. */
+        s->accept_ctx.ssl_ctx = th_tls_server_ctx(s->tls);
+    }
     h2o_accept(&s->accept_ctx, sock);
 }
 
@@ -173,8 +249,11 @@ static void on_closed_noop(uv_handle_t *h)
 
 static bool no_connections(th_http_server_t *s)
 {
+    /* A TLS connection still in its handshake is on neither list, only on the handshake
+     * timeout; h2o_context_dispose insists that it is gone too. */
     return h2o_linklist_is_empty(&s->ctx.http1._conns) &&
-           h2o_linklist_is_empty(&s->ctx.http2._conns);
+           h2o_linklist_is_empty(&s->ctx.http2._conns) &&
+           h2o_linklist_is_empty(&s->ctx.handshake_timeout._entries);
 }
 
 /* Fire every pending keep-alive/idle timeout: h2o closes the idle connections itself. A
@@ -184,6 +263,7 @@ static void expire_idle(th_http_server_t *s)
     h2o_timeout_run(&s->loop, &s->ctx.http1.req_timeout, UINT64_MAX / 2);
     h2o_timeout_run(&s->loop, &s->ctx.http2.idle_timeout, UINT64_MAX / 2);
     h2o_timeout_run(&s->loop, &s->ctx.http2.graceful_shutdown_timeout, UINT64_MAX / 2);
+    h2o_timeout_run(&s->loop, &s->ctx.handshake_timeout, UINT64_MAX / 2); /* TLS */
 }
 
 static void on_stop_poll(uv_timer_t *t)
@@ -201,6 +281,7 @@ static void on_stop_poll(uv_timer_t *t)
     uv_timer_stop(&s->stop_timer);
     uv_close((uv_handle_t *)&s->stop_timer, on_closed_noop);
     uv_close((uv_handle_t *)&s->stop_async, on_closed_noop);
+    uv_close((uv_handle_t *)&s->sweep_timer, on_closed_noop);
     uv_stop(&s->loop);
 }
 
@@ -248,6 +329,7 @@ static void teardown(th_http_server_t *s)
             }
             uv_close((uv_handle_t *)&s->stop_async, on_closed_noop);
             uv_close((uv_handle_t *)&s->stop_timer, on_closed_noop);
+            uv_close((uv_handle_t *)&s->sweep_timer, on_closed_noop);
         }
         uv_run(&s->loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&s->loop) != 0) {
@@ -255,6 +337,8 @@ static void teardown(th_http_server_t *s)
             return;
         }
     }
+    th_conn_watch_free(&s->watch);
+    th_tls_server_destroy(s->tls);
     th_free(s);
 }
 
@@ -325,6 +409,7 @@ int th_http_server_start(const struct th_http_server_cfg *cfg, th_http_server_t 
     s->handler = cfg->handler;
     s->data = cfg->data;
     s->log_as = cfg->log_as;
+    s->max_conns = th_conn_limit_default();
     if (uv_loop_init(&s->loop) != 0) {
         th_free(s);
         snprintf(err, errlen, "cannot create an event loop");
@@ -333,7 +418,16 @@ int th_http_server_start(const struct th_http_server_cfg *cfg, th_http_server_t 
     s->loop_ready = true;
     uv_async_init(&s->loop, &s->stop_async, on_stop);
     uv_timer_init(&s->loop, &s->stop_timer);
-    s->stop_async.data = s->stop_timer.data = s;
+    uv_timer_init(&s->loop, &s->sweep_timer);
+    s->stop_async.data = s->stop_timer.data = s->sweep_timer.data = s;
+    if (cfg->tls) {
+        struct th_tls_server_opts to = {
+            .path = "tls", .alpn = TH_TLS_ALPN_HTTP, .log_as = cfg->log_as};
+        if ((rc = th_tls_server_create(cfg->tls, &to, &s->tls, err, errlen)) != 0 ||
+            (rc = th_tls_server_load(s->tls, err, errlen)) != 0) {
+            goto fail;
+        }
+    }
 
     struct sockaddr_storage addr;
     if ((rc = resolve(cfg->endpoint, &s->loop, &addr, err, errlen)) != 0) {
@@ -362,6 +456,7 @@ int th_http_server_start(const struct th_http_server_cfg *cfg, th_http_server_t 
     s->globalconf.max_request_entity_size = MAX_REQUEST_BODY;
     s->globalconf.http1.req_timeout = REQ_TIMEOUT_MS;
     s->globalconf.http2.idle_timeout = REQ_TIMEOUT_MS;
+    th_conn_watch_init(&s->watch, (uint64_t)REQ_TIMEOUT_MS * 1000000);
     h2o_hostconf_t *host =
         h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
@@ -373,6 +468,8 @@ int th_http_server_start(const struct th_http_server_cfg *cfg, th_http_server_t 
     s->accept_ctx.hosts = s->globalconf.hosts;
     s->h2o_ready = true;
 
+    uint64_t period = th_conn_watch_period_ms(&s->watch);
+    uv_timer_start(&s->sweep_timer, on_sweep, period, period);
     if (uv_thread_create(&s->thread, run, s) != 0) {
         snprintf(err, errlen, "cannot start the HTTP server thread");
         rc = TH_EIO;

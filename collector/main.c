@@ -2,11 +2,13 @@
  * tracehouse: the command line. Thin on purpose: it reads a config (or the embedded
  * default), then hands it to the collector library.
  */
+#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "th/collector.h"
 #include "th/help.h"
@@ -135,9 +137,37 @@ static void start_telemetry(th_collector_t *c, const struct th_telemetry_cfg *cf
         return;
     }
     if (*telemetry) {
-        th_log_info(NULL, "internal metrics on http://%s/metrics", cfg->metrics_endpoint);
+        th_log_info(NULL, "internal metrics on %s://%s/metrics",
+                    cfg->metrics_tls ? "https" : "http", cfg->metrics_endpoint);
         th_collector_on_shutdown(c, stop_telemetry, telemetry);
     }
+}
+
+/*
+ * Every connection costs a descriptor, and the usual soft limit (1024) would let a few
+ * hundred idle clients starve the store and real senders; the hard limit is what the
+ * administrator granted, so take all of it (as Go's runtime does since 1.19) and say how
+ * much there is, since it bounds how many connections can be open at once.
+ */
+static void raise_nofile_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        th_log_warn(NULL, "cannot read the open files limit: %s", strerror(errno));
+        return;
+    }
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            th_log_warn(NULL, "open files limit stays at %llu: raising it to %llu failed: %s",
+                        (unsigned long long)was, (unsigned long long)rl.rlim_max, strerror(errno));
+            return;
+        }
+    }
+    th_log_info(NULL, "open files limit: %llu (was %llu; the hard limit is %llu)",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)was,
+                (unsigned long long)rl.rlim_max);
 }
 
 static int cmd_run(int argc, char **argv)
@@ -153,6 +183,7 @@ static int cmd_run(int argc, char **argv)
     apply_telemetry(cfg);
     th_log_info(NULL, "starting tracehouse %s with %s", TH_VERSION,
                 path ? path : "the embedded default config");
+    raise_nofile_limit();
     /* A client that hangs up before its answer is written must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t *loop = uv_default_loop();

@@ -263,6 +263,7 @@ int th_telemetry_start(th_collector_t *c, const struct th_telemetry_cfg *cfg, th
         .endpoint = cfg->metrics_endpoint ? cfg->metrics_endpoint : "localhost:8888",
         .handler = on_request,
         .data = t,
+        .tls = cfg->metrics_tls,
     };
     int ret = th_http_server_start(&sc, &t->srv, err, errlen);
     if (ret != 0) {

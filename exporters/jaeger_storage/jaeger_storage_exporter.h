@@ -50,6 +50,10 @@ struct th_jse_writer {
     uint64_t last_retention_ns;
     uint64_t enqueue_failed;  /* spans refused because the queue was full (atomic) */
     uint64_t commit_delay_ns; /* how long a small group waits for company before its commit */
+    /* the writer thread's view of the store's health, for one log line per change */
+    bool failing;
+    uint64_t failed_commits;
+    uint64_t fail_since_ns, last_fail_log_ns;
 };
 
 struct th_jaeger_storage_exporter {

@@ -8,9 +8,13 @@
  * take is released with a retryable failure, so its sender gets 503 and sends it again.
  */
 #include <string.h>
+#include <time.h>
 
 #include "exporters/jaeger_storage/jaeger_storage_exporter.h"
 #include "th/log.h"
+
+/* While writes keep failing, the error is logged again this often (with a count). */
+#define FAIL_LOG_EVERY_NS (30ull * 1000000000ull)
 
 int th__jse_writer_init(struct th_jse_writer *w, struct th_component *owner, size_t cap,
                         size_t max_bytes, size_t max_per_txn, uint64_t retention_interval_ns)
@@ -30,8 +34,21 @@ int th__jse_writer_init(struct th_jse_writer *w, struct th_component *owner, siz
     w->max_per_txn = max_per_txn;
     w->retention_interval_ns = retention_interval_ns;
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->wake, NULL);
+    /* timed waits on the monotonic clock: a wall clock step must neither stall a waiting
+     * group (a step back) nor spin the thread (a step forward) */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->wake, &ca);
+    pthread_condattr_destroy(&ca);
     return 0;
+}
+
+/* The absolute monotonic time @p ns from now, for pthread_cond_timedwait. */
+static struct timespec mono_after(uint64_t ns)
+{
+    uint64_t t = th_now_mono_ns() + ns;
+    return (struct timespec){(time_t)(t / 1000000000u), (long)(t % 1000000000u)};
 }
 
 /* A group this large commits without waiting: the per-commit cost is already spread thin. */
@@ -47,16 +64,67 @@ static size_t batch_bytes(const th_batch_t *b)
     return th_arena_reserved(b->arena);
 }
 
-/* Write one group; on TH_ESPACE make room with retention and try once more. */
+/* Write one group; on TH_ESPACE run retention (expired spans, or the oldest with
+ * evict_oldest_when_full) and try once more. */
 static int write_group(struct th_jse_writer *w, th_batch_t **group, size_t n)
 {
     int ret = th_store_write(w->store, group, n);
     if (ret == TH_ESPACE && w->store->ops->retention) {
-        th_log_warn(w->owner, "store is full; enforcing retention before retrying the write");
+        if (!w->failing) {
+            th_log_warn(w->owner, "store is full; enforcing retention before retrying the write");
+        }
         w->store->ops->retention(w->store, th_now_unix_ns());
         ret = th_store_write(w->store, group, n);
     }
     return ret;
+}
+
+/* Health and the log follow the store's state: one clear line when writes start failing
+ * (and every FAIL_LOG_EVERY_NS while they do), one when they work again. */
+static void note_result(struct th_jse_writer *w, int ret, size_t spans)
+{
+    uint64_t now = th_now_mono_ns();
+    if (ret == 0) {
+        if (w->failing) {
+            th_log_info(w->owner,
+                        "the store takes writes again after %llu failed commits in %.1f s; "
+                        "ingest accepts spans again",
+                        (unsigned long long)w->failed_commits,
+                        (double)(now - w->fail_since_ns) / 1e9);
+            w->failing = false;
+            w->failed_commits = 0;
+        }
+        th_component_set_status(w->owner, 0, NULL);
+        return;
+    }
+    struct th_store_stats st;
+    th_store_stats(w->store, &st);
+    int e = st.last_write_errno;
+    const char *reason = ret == TH_ESPACE                          ? "the store is full"
+                         : e == EROFS || e == EACCES || e == EPERM ? "the store is read-only"
+                                                                   : "the store cannot write";
+    th_component_set_status(w->owner, ret, reason);
+    w->failed_commits++;
+    if (!w->failing) {
+        w->failing = true;
+        w->fail_since_ns = now;
+    } else if (now - w->last_fail_log_ns < FAIL_LOG_EVERY_NS) {
+        th_log_debug(w->owner, "%zu spans not stored, senders will retry: %s", spans,
+                     th_strerror(ret));
+        return;
+    }
+    w->last_fail_log_ns = now;
+    const char *fix = ret == TH_ESPACE
+                          ? "free space on the store's disk (nothing stored is deleted "
+                            "before its ttl unless evict_oldest_when_full is set)"
+                      : e == EROFS || e == EACCES || e == EPERM
+                          ? "make the store's directory and files writable again"
+                          : "fix the store's disk";
+    th_log_error_ctx(w->owner, "writing spans to the store",
+                     "%s (%s%s%s): %zu spans not stored; ingest answers 503 and senders retry "
+                     "(%llu failed commits so far); writes resume by themselves once you %s",
+                     reason, th_strerror(ret), e ? ": " : "", e ? strerror(e) : "", spans,
+                     (unsigned long long)w->failed_commits, fix);
 }
 
 static void maybe_retention(struct th_jse_writer *w)
@@ -81,9 +149,7 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (w->count == 0 && !w->stopping) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1; /* wake now and then for retention */
+            struct timespec ts = mono_after(1000000000u); /* now and then, for retention */
             pthread_cond_timedwait(&w->wake, &w->lock, &ts);
             if (w->count == 0) {
                 pthread_mutex_unlock(&w->lock);
@@ -121,26 +187,17 @@ static void *writer_main(void *arg)
             if (now >= deadline) {
                 break;
             }
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            uint64_t wake_ns = (uint64_t)ts.tv_nsec + (deadline - now);
-            ts.tv_sec += (time_t)(wake_ns / 1000000000u);
-            ts.tv_nsec = (long)(wake_ns % 1000000000u);
+            struct timespec ts = mono_after(deadline - now);
             pthread_cond_timedwait(&w->wake, &w->lock, &ts);
         }
         pthread_mutex_unlock(&w->lock);
 
         int ret = write_group(w, group, n);
+        /* health_check reports a failure until a write succeeds again */
+        note_result(w, ret, spans);
         if (ret == 0) {
             __atomic_add_fetch(&w->owner->stats.sent, spans, __ATOMIC_RELAXED);
-            th_component_set_status(w->owner, 0, NULL);
         } else {
-            /* health_check reports this until a write succeeds again. */
-            th_component_set_status(
-                w->owner, ret, ret == TH_ESPACE ? "the store is full" : "the store cannot write");
-            th_log_error_ctx(w->owner, "writing spans to the store",
-                             "%zu spans not stored, senders will retry: %s", spans,
-                             th_strerror(ret));
             __atomic_add_fetch(&w->owner->stats.failed, spans, __ATOMIC_RELAXED);
         }
         for (size_t i = 0; i < n; i++) {

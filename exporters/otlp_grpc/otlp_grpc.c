@@ -7,8 +7,10 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "exporters/otlp_grpc/otlp_grpc.h"
+#include "th/auth.h"
 #include "th/log.h"
 
 struct th_otlp_grpc_exporter {
@@ -116,7 +118,8 @@ static const struct th_cfg_field otlp_grpc_config[] = {
         .name = "auth",
         .type = TH_CFG_NODE,
         .offset = offsetof(struct th_otlp_grpc_exporter_cfg, auth),
-        .desc = "Authenticator extension (not supported: use headers)",
+        .desc = "auth::authenticator: a client authenticator extension (bearertokenauth, "
+                "basicauth with client_auth) whose header every call carries, taken at start",
     },
     {
         .name = "middlewares",
@@ -188,7 +191,20 @@ static int otlp_grpc_start(struct th_component *c, struct th_host *host)
     /* The transport is the helper's now, but still idle: its files are read here, on the
      * caller's thread, so a bad certificate fails start with a message. */
     char err[512];
-    int ret = th__otlp_grpc_exporter_transport_prepare(e->transport, err, sizeof(err));
+    const char *aname = NULL;
+    th_buf_t avalue = {0};
+    int ret = th_auth_client_resolve(c, host, e->cfg->auth, &aname, &avalue);
+    if (ret == 0 && aname) {
+        ret = th__otlp_grpc_exporter_transport_set_auth(e->transport, aname, &avalue);
+    }
+    if (avalue.ptr) {
+        explicit_bzero(avalue.ptr, avalue.cap);
+    }
+    th_buf_free(&avalue);
+    if (ret != 0) {
+        return ret;
+    }
+    ret = th__otlp_grpc_exporter_transport_prepare(e->transport, err, sizeof(err));
     if (ret != 0) {
         th_log_error(c, "%s", err);
         return ret;

@@ -180,6 +180,15 @@ int th__otlp_grpc_exporter_transport_create(const struct th_otlp_grpc_exporter_c
 int th__otlp_grpc_exporter_transport_prepare(th_otlp_grpc_exporter_transport_t *t, char *err,
                                              size_t errlen);
 
+/**
+ * Add the authenticator's header to every call (before the transport runs: called by start).
+ * It replaces a `headers` entry of the same name, as the Collector's per-RPC credentials do.
+ * @param[in] name a lower-case header name; @param[in] value its value (copied).
+ * @return 0 or TH_ENOMEM.
+ */
+int th__otlp_grpc_exporter_transport_set_auth(th_otlp_grpc_exporter_transport_t *t,
+                                              const char *name, const th_buf_t *value);
+
 /** Copy the counters (call on the transport's loop, or after it stopped). */
 void th__otlp_grpc_exporter_transport_stats(const th_otlp_grpc_exporter_transport_t *t,
                                             struct th_otlp_grpc_exporter_transport_stats *out);

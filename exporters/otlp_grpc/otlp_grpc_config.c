@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "exporters/otlp_grpc/otlp_grpc.h"
+#include "th/auth.h"
 
 /* ---- field tables ---- */
 
@@ -384,9 +385,7 @@ int th__otlp_grpc_exporter_config_check(const void *cfgp, const char **err)
         *err = "balancer_name: must be round_robin or pick_first";
         return TH_ECONFIG;
     }
-    if (cfg->auth && cfg->auth->kind != TH_NODE_NULL) {
-        *err = "auth: authenticator extensions are not supported; send credentials with "
-               "headers (e.g. authorization) instead";
+    if (th_auth_client_node_check(cfg->auth, err) != 0) {
         return TH_ECONFIG;
     }
     if (cfg->middlewares.n > 0) {

@@ -1220,6 +1220,38 @@ static void add_nv(th_otlp_grpc_exporter_transport_t *t, const char *name, const
     nv->flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
 }
 
+int th__otlp_grpc_exporter_transport_set_auth(th_otlp_grpc_exporter_transport_t *t,
+                                              const char *name, const th_buf_t *value)
+{
+    char *n = th_strdup(name);
+    char *v = th_strndup(value->len ? (const char *)value->ptr : "", value->len);
+    nghttp2_nv *nv = n && v ? th_realloc(t->nv, (t->n_nv + 1) * sizeof(*nv)) : NULL;
+    if (nv) {
+        t->nv = nv;
+    }
+    char **owned = nv ? th_realloc(t->owned, (t->n_owned + 2) * sizeof(*owned)) : NULL;
+    if (!owned) {
+        th_free(n);
+        if (v) {
+            explicit_bzero(v, value->len);
+        }
+        th_free(v);
+        return TH_ENOMEM;
+    }
+    t->owned = owned;
+    /* The authenticator's header wins over a configured one of the same name. */
+    size_t keep = 0;
+    for (size_t i = 0; i < t->n_nv; i++) {
+        if (!(t->nv[i].namelen == strlen(n) &&
+              !strncasecmp((const char *)t->nv[i].name, n, t->nv[i].namelen))) {
+            t->nv[keep++] = t->nv[i];
+        }
+    }
+    t->n_nv = keep;
+    add_nv(t, own(t, n), own(t, v));
+    return 0;
+}
+
 /* The request headers: the same for every call, so built once (otlp.md §4.2). */
 static int build_headers(th_otlp_grpc_exporter_transport_t *t,
                          const struct th_otlp_grpc_exporter_cfg *cfg)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "exporters/otlp_http/otlp_http.h"
+#include "th/auth.h"
 #include "th/log.h"
 
 static const char *const encodings[] = {"proto", "json", NULL};
@@ -95,7 +96,8 @@ static const struct th_cfg_field otlp_http_config[] = {
     {.name = "auth",
      .type = TH_CFG_NODE,
      .offset = offsetof(struct th_otlphttp_cfg, auth),
-     .desc = "Authenticator extension (not supported: use headers)"},
+     .desc = "auth::authenticator: a client authenticator extension (bearertokenauth, "
+             "basicauth with client_auth) whose header every request carries, taken at start"},
     {.name = "middlewares",
      .type = TH_CFG_NODE,
      .offset = offsetof(struct th_otlphttp_cfg, middlewares),
@@ -118,6 +120,8 @@ static const struct th_cfg_field otlp_http_config[] = {
 struct th_otlphttp_exporter {
     struct th_component base;
     th_exporterhelper_t *helper;
+    th_otlphttp_transport_t *transport; /* the helper's; start adds the auth header to it */
+    const struct th_otlphttp_cfg *cfg;
 };
 
 static int otlp_http_config_check(const void *p, const char **err)
@@ -153,6 +157,8 @@ static int otlp_http_init(struct th_component *c, const void *p, struct th_consu
         c->consumer.caps |= TH_CAP_DURABLE;
     }
     /* The helper owns the transport from here on, even when it fails. */
+    x->transport = t;
+    x->cfg = cfg;
     return th_exporterhelper_create(c, &cfg->retry, &cfg->queue, &th__otlphttp_transport_ops, t,
                                     &x->helper);
 }
@@ -161,7 +167,20 @@ static int otlp_http_start(struct th_component *c, struct th_host *host)
 {
     struct th_otlphttp_exporter *x = (struct th_otlphttp_exporter *)c;
     c->host = host;
-    int ret = th_exporterhelper_start(x->helper, host);
+    const char *aname = NULL;
+    th_buf_t avalue = {0};
+    int ret = th_auth_client_resolve(c, host, x->cfg ? x->cfg->auth : NULL, &aname, &avalue);
+    if (ret == 0 && aname) {
+        ret = th__otlphttp_transport_set_auth(x->transport, aname, &avalue);
+    }
+    if (avalue.ptr) {
+        explicit_bzero(avalue.ptr, avalue.cap);
+    }
+    th_buf_free(&avalue);
+    if (ret != 0) {
+        return ret;
+    }
+    ret = th_exporterhelper_start(x->helper, host);
     if (ret == 0) {
         c->started = true;
     }

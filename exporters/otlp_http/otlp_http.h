@@ -202,6 +202,16 @@ extern const struct th_export_transport_ops th__otlphttp_transport_ops;
 int th__otlphttp_transport_create(const struct th_otlphttp_cfg *cfg, struct th_component *c,
                                   th_otlphttp_transport_t **out, const char **err);
 
+/**
+ * Add the authenticator's header to every request (before the transport runs: called by
+ * start). It replaces a `headers` entry of the same name, as the Collector's RoundTripper
+ * does.
+ * @param[in] name a lower-case header name; @param[in] value its value (copied).
+ * @return 0 or TH_ENOMEM.
+ */
+int th__otlphttp_transport_set_auth(th_otlphttp_transport_t *t, const char *name,
+                                    const th_buf_t *value);
+
 /** Counters of the transport, for tests and metrics. */
 struct th_otlphttp_transport_stats {
     uint64_t requests;    /**< sends accepted */

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "exporters/otlp_http/otlp_http.h"
+#include "th/auth.h"
 
 static const char *const tls_versions[] = {"", "1.0", "1.1", "1.2", "1.3", NULL};
 
@@ -192,9 +193,7 @@ int th__otlphttp_config_check(const void *p, const char **err)
         *err = "tls: a client certificate needs its key and a key its certificate";
         return TH_ECONFIG;
     }
-    if (cfg->auth != NULL && cfg->auth->kind != TH_NODE_NULL) {
-        *err = "auth: authenticator extensions are not supported; send credentials with "
-               "headers";
+    if (th_auth_client_node_check(cfg->auth, err) != 0) {
         return TH_ECONFIG;
     }
     if (cfg->middlewares != NULL && cfg->middlewares->n > 0) {

@@ -124,6 +124,40 @@ static bool header_ok(const char *name, const char *value)
     return strpbrk(value, "\r\n") == NULL;
 }
 
+int th__otlphttp_transport_set_auth(th_otlphttp_transport_t *t, const char *name,
+                                    const th_buf_t *value)
+{
+    size_t nl = strlen(name);
+    char *v = th_strndup(value->len ? (const char *)value->ptr : "", value->len);
+    if (v == NULL) {
+        return TH_ENOMEM;
+    }
+    /* A new list without the header of that name (the authenticator's wins), then it. */
+    struct curl_slist *list = NULL;
+    int ret = 0;
+    for (struct curl_slist *l = t->headers; ret == 0 && l != NULL; l = l->next) {
+        bool same =
+            strncasecmp(l->data, name, nl) == 0 && (l->data[nl] == ':' || l->data[nl] == ';');
+        if (!same) {
+            struct curl_slist *n = curl_slist_append(list, l->data);
+            ret = n ? 0 : TH_ENOMEM;
+            list = n ? n : list;
+        }
+    }
+    if (ret == 0) {
+        ret = add_header(&list, name, v);
+    }
+    explicit_bzero(v, value->len);
+    th_free(v);
+    if (ret != 0) {
+        curl_slist_free_all(list);
+        return ret;
+    }
+    curl_slist_free_all(t->headers);
+    t->headers = list;
+    return 0;
+}
+
 static int build_headers(th_otlphttp_transport_t *t, const char *host_header, const char **err)
 {
     const th_strmap_t *h = &t->cfg->headers;

@@ -69,8 +69,23 @@ static const struct th_cfg_field prometheus_config[] = {
      .offset = CFG_OFF(without_scope_info),
      .flags = TH_CFG_F_NOOP,
      .desc = "no otel_scope_* labels (they are never added)"},
+    {.name = "tls",
+     .type = TH_CFG_OPTIONAL,
+     .offset = CFG_OFF(tls),
+     .aux = CFG_OFF(tls_enabled),
+     .sub = th_tls_server_config_fields,
+     .desc = "TLS for the scrape endpoint (HTTPS); absent: plaintext"},
     {0},
 };
+
+static int prom_config_check(const void *p, const char **err)
+{
+    const struct th_prometheus_exporter_cfg *cfg = p;
+    if (cfg->tls_enabled && th_tls_server_cfg_check_static(&cfg->tls, "::tls", err) != 0) {
+        return TH_ECONFIG;
+    }
+    return 0;
+}
 
 /* Does the Accept header ask for OpenMetrics? */
 static bool wants_open_metrics(const struct th_http_request *req)
@@ -123,15 +138,19 @@ static int prom_start(struct th_component *c, struct th_host *host)
     if (pe->server) {
         return 0;
     }
-    struct th_http_server_cfg hc = {
-        .endpoint = pe->cfg->endpoint, .handler = on_scrape, .data = pe, .log_as = c};
+    struct th_http_server_cfg hc = {.endpoint = pe->cfg->endpoint,
+                                    .handler = on_scrape,
+                                    .data = pe,
+                                    .log_as = c,
+                                    .tls = pe->cfg->tls_enabled ? &pe->cfg->tls : NULL};
     char err[256];
     int ret = th_http_server_start(&hc, &pe->server, err, sizeof(err));
     if (ret != 0) {
         th_log_error(c, "%s", err);
         return ret;
     }
-    th_log_info(c, "serving metrics at http://%s/metrics (port %d)", pe->cfg->endpoint,
+    th_log_info(c, "serving metrics at %s://%s/metrics (port %d)",
+                pe->cfg->tls_enabled ? "https" : "http", pe->cfg->endpoint,
                 th_http_server_port(pe->server));
     return 0;
 }
@@ -172,6 +191,7 @@ const struct th_component_ops th_exporter_prometheus_ops = {
     .description = "Serves the metrics of metrics pipelines for Prometheus to scrape",
     .config_size = sizeof(struct th_prometheus_exporter_cfg),
     .config = prometheus_config,
+    .config_check = prom_config_check,
     .instance_size = sizeof(struct th_prometheus_exporter),
     .init = prom_init,
     .start = prom_start,

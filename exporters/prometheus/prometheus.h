@@ -16,6 +16,7 @@
 #include "th/component.h"
 #include "th/http_server.h"
 #include "th/prom.h"
+#include "th/tls.h"
 
 struct th_prometheus_r2t_cfg {
     bool enabled;
@@ -32,6 +33,8 @@ struct th_prometheus_exporter_cfg {
     bool enable_open_metrics;
     bool add_metric_suffixes;
     bool without_scope_info;
+    bool tls_enabled;             /**< `tls:` present: HTTPS (th/tls.h) */
+    struct th_tls_server_cfg tls; /**< configtls server keys */
 };
 
 /** The ops table registered as exporter "prometheus". */

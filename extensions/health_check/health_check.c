@@ -69,6 +69,12 @@ const struct th_cfg_field th_health_check_config[] = {
      .offset = OFF(check_collector_pipeline),
      .sub = pipeline_fields,
      .desc = "the Collector's pipeline check (accepted for compatibility)"},
+    {.name = "tls",
+     .type = TH_CFG_OPTIONAL,
+     .offset = OFF(tls),
+     .aux = OFF(tls_enabled),
+     .sub = th_tls_server_config_fields,
+     .desc = "TLS for the health endpoint (HTTPS); absent: plaintext"},
     {.name = NULL},
 };
 
@@ -85,6 +91,9 @@ int th_health_check_config_check(const void *p, const char **err)
     }
     if (!cfg->endpoint || !*cfg->endpoint) {
         *err = "::endpoint: must not be empty";
+        return TH_ECONFIG;
+    }
+    if (cfg->tls_enabled && th_tls_server_cfg_check_static(&cfg->tls, "::tls", err) != 0) {
         return TH_ECONFIG;
     }
     return 0;
@@ -106,6 +115,7 @@ static int hc_start(struct th_component *c, struct th_host *host)
         .handler = th__health_check_serve,
         .data = h,
         .log_as = c,
+        .tls = h->cfg->tls_enabled ? &h->cfg->tls : NULL,
     };
     char err[512];
     int ret = th_http_server_start(&sc, &h->srv, err, sizeof(err));
@@ -113,8 +123,8 @@ static int hc_start(struct th_component *c, struct th_host *host)
         th_log_error(c, "extensions::health_check: %s", err);
         return ret;
     }
-    th_log_info(c, "health check on http://%s%s (port %d)", h->cfg->endpoint, h->cfg->path,
-                th_http_server_port(h->srv));
+    th_log_info(c, "health check on %s://%s%s (port %d)", h->cfg->tls_enabled ? "https" : "http",
+                h->cfg->endpoint, h->cfg->path, th_http_server_port(h->srv));
     return 0;
 }
 

@@ -15,6 +15,7 @@
 
 #include "th/component.h"
 #include "th/http_server.h"
+#include "th/tls.h"
 
 /** The default endpoint (the Collector's, on localhost since v0.110). */
 #define TH_HEALTH_CHECK_DEFAULT_ENDPOINT "localhost:13133"
@@ -39,6 +40,8 @@ struct th_health_check_cfg {
     const char *path;     /**< "/"; must start with '/' */
     struct th_health_check_body_cfg response_body;
     struct th_health_check_pipeline_cfg check_collector_pipeline;
+    bool tls_enabled;             /**< `tls:` present: HTTPS (th/tls.h) */
+    struct th_tls_server_cfg tls; /**< configtls server keys */
 };
 
 /** The ops table registered as extension "health_check". */

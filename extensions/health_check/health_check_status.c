@@ -170,8 +170,10 @@ int th__health_check_serve(void *data, const struct th_http_request *req,
     char uptime[40] = "";
     if (since) {
         th__health_check_rfc3339(since, up, sizeof(up));
-        uint64_t now = th_now_unix_ns();
-        th__health_check_go_duration(now > since ? (int64_t)(now - since) : 0, uptime,
+        /* uptime on the monotonic clock: a wall clock step changes start_time, not uptime */
+        uint64_t mono0 = __atomic_load_n(&h->host->ready_since_mono_ns, __ATOMIC_ACQUIRE);
+        uint64_t now = th_now_mono_ns();
+        th__health_check_go_duration(now > mono0 ? (int64_t)(now - mono0) : 0, uptime,
                                      sizeof(uptime));
     }
     /* Degraded (Tracehouse's addition): the status names the component and the reason, and

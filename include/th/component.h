@@ -55,6 +55,7 @@ enum th_stability {
 
 struct th_component;
 struct th_host;
+struct th_auth_ops;
 
 /**
  * Something that takes batches: a processor, an exporter, or a fan-out to several.
@@ -107,6 +108,9 @@ struct th_component_ops {
     /** Connectors: the signals emitted into the pipelines that name the connector as a
      *  receiver (signals is what it takes as an exporter). span_metrics: traces → metrics. */
     unsigned signals_out;
+    /** Extensions that authenticate requests (bearertokenauth, basicauth): their
+     *  authenticator (th/auth.h); NULL for every other component. */
+    const struct th_auth_ops *auth;
 };
 
 /** Counters every component keeps (exported as the Collector's internal metrics). */
@@ -172,6 +176,9 @@ struct th_host {
      *  the moment shutdown begins (health_check answers from it). Read with
      *  __atomic_load_n. */
     uint64_t ready_since_ns;
+    /** The monotonic clock (ns) at the same moment, for uptime: a wall clock step must not
+     *  change it. Written before ready_since_ns. */
+    uint64_t ready_since_mono_ns;
 };
 
 /** The built-in components, NULL-terminated (generated components.c). */

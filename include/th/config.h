@@ -169,6 +169,8 @@ int th_parse_duration(const char *s, int64_t *ns);
  */
 int th_parse_size(const char *s, int64_t *bytes);
 
+struct th_tls_server_cfg;
+
 /* ---- The whole file ----------------------------------------------------------------- */
 
 /** A pipeline from service::pipelines. */
@@ -187,6 +189,9 @@ struct th_telemetry_cfg {
     /** host:port of the Prometheus endpoint, from the first pull reader (or the legacy
      *  `address`); default "localhost:8888". Not used when metrics_level is "none". */
     const char *metrics_endpoint;
+    /** HTTPS for that endpoint: the `tls` block of the prometheus pull exporter (a Tracehouse
+     *  key; the Collector's reader has none). NULL: plaintext. */
+    const struct th_tls_server_cfg *metrics_tls;
     /** service::telemetry::resource: attributes for the collector's own telemetry, from the
      *  legacy map form (null values skipped) or the {attributes: [{name, value}]} form. */
     th_strmap_t resource;

@@ -12,6 +12,7 @@
 #include "th/otlp.h"
 
 struct th_component;
+struct th_tls_server_cfg;
 
 typedef struct th_http_server th_http_server_t;
 
@@ -47,13 +48,17 @@ struct th_http_server_cfg {
     th_http_handler_fn handler;
     void *data;                        /**< passed to handler */
     const struct th_component *log_as; /**< for log lines; may be NULL */
+    /** HTTPS (HTTP/2 by ALPN too) when not NULL; a plaintext request then fails the
+     *  handshake. Checked and copied by th_http_server_start (th/tls.h). */
+    const struct th_tls_server_cfg *tls;
 };
 
 /**
  * Bind and start serving on a thread of its own.
  * @param[out] out the server.
- * @param[out] err a message naming the endpoint on failure.
- * @return 0, TH_EADDRINUSE, TH_EINVAL (bad endpoint), TH_EIO, TH_ENOMEM.
+ * @param[out] err a message naming the endpoint on failure, or the tls key and file
+ *             ("tls::cert_file \"/x.pem\": No such file or directory").
+ * @return 0, TH_EADDRINUSE, TH_EINVAL (bad endpoint), TH_ECONFIG (tls), TH_EIO, TH_ENOMEM.
  */
 int th_http_server_start(const struct th_http_server_cfg *cfg, th_http_server_t **out, char *err,
                          size_t errlen);

@@ -41,6 +41,16 @@ struct th_store_cfg {
      *  30s. The store itself runs none: its owner calls th_store_retention(). */
     int64_t retention_interval_ns;
     bool ephemeral; /**< delete the files (and the directory, if empty) on close */
+    /** What a full disk (or a map that cannot grow) does. false (default): writes fail with
+     *  TH_ESPACE (senders get 503 and retry) and nothing is deleted before its ttl; writes
+     *  resume by themselves once there is room. true: the next retention pass deletes the
+     *  oldest blocks (about a tenth of the data) to make room, losing acknowledged spans. */
+    bool evict_oldest_when_full;
+    /** By default an existing data.mdb is walked read-only before it is opened (every key of
+     *  every database, the free list, the size against the last page), so a damaged file is
+     *  refused with a clear message instead of crashing a reader later; that costs about a
+     *  second per GB. true: check only the header pages and the size (check_on_start: false). */
+    bool skip_full_check;
 };
 
 /**
@@ -92,6 +102,9 @@ struct th_store_stats {
     uint64_t fs_free_bytes;  /**< free bytes for unprivileged users on the store's filesystem */
     uint64_t write_errors;   /**< write() calls that failed (since open; not persisted) */
     struct th_latency_histogram commit; /**< write transaction commit durations (since open) */
+    /** errno of the system call behind the last failed write (ENOSPC, EDQUOT, EROFS, EACCES,
+     *  EIO), 0 when the last write succeeded or the failure had no system call behind it. */
+    int last_write_errno;
 };
 
 /** A backend's operations; a store handle starts with a pointer to them. */
@@ -149,7 +162,10 @@ static inline void th_store_close(th_store_t *s)
  * (with sync) and visible to readers. Only one writer runs at a time (a second waits).
  * @note The batches stay the caller's; nothing of them is kept.
  * @return 0, TH_ESPACE (the map is at its maximum or the disk is full: run retention and
- *         try again), TH_E2BIG (a single block over 256 MiB), TH_EIO, TH_ENOMEM.
+ *         try again; nothing is evicted for it unless evict_oldest_when_full), TH_E2BIG (a
+ *         single block over 256 MiB), TH_EIO (a read-only or failing disk: see
+ *         th_store_stats' last_write_errno), TH_ENOMEM. A later call retries what failed
+ *         (growing the map, reopening the files), so writes resume by themselves.
  */
 static inline int th_store_write(th_store_t *s, th_batch_t *const *batches, size_t n)
 {
@@ -218,7 +234,9 @@ static inline int th_store_dependencies(th_store_t *s, uint64_t end_ns, uint64_t
  * the store is over its size (or after a write failed with TH_ESPACE). Deletes in small
  * transactions, so writers wait at most for one of them, and stops after about 250 ms (the
  * next call goes on). Safe from any thread; a call while another runs returns at once.
- * @param[in] now_ns the wall clock (tests pass a later time to expire data).
+ * @param[in] now_ns the wall clock (tests pass a later time to expire data). The LMDB store
+ *            reads it as an offset from the current wall clock applied to its own clock,
+ *            which wall clock steps while it runs do not move (store/lmdb/README.md).
  * @return 0, TH_EIO, TH_ENOMEM.
  */
 static inline int th_store_retention(th_store_t *s, uint64_t now_ns)

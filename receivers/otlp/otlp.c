@@ -3,6 +3,9 @@
  * and the protocol servers. Config parsing lives in otlp_config.c, the HTTP server in
  * otlp_http.c, the gRPC server in otlp_grpc.c; both run on the host's loop.
  */
+#include <string.h>
+
+#include "th/auth.h"
 #include "th/log.h"
 #include "receivers/otlp/otlp.h"
 #include "receivers/otlp/otlp_grpc.h"
@@ -10,6 +13,7 @@
 
 struct otlp_receiver {
     struct th_component base; /* first, as the core requires */
+    const struct th_otlp_cfg *cfg;
     th_otlp_http_server_t *http;
     th_otlp_grpc_server_t *grpc;
 };
@@ -19,6 +23,7 @@ static int otlp_init(struct th_component *c, const void *cfg_, struct th_consume
     struct otlp_receiver *r = (struct otlp_receiver *)c;
     const struct th_otlp_cfg *cfg = cfg_;
     const char *why = NULL;
+    r->cfg = cfg;
     if (th_otlp_config_check(cfg, &why) != 0) {
         th_log_error(c, "%s", why);
         return TH_ECONFIG;
@@ -44,9 +49,40 @@ static int otlp_init(struct th_component *c, const void *cfg_, struct th_consume
     return 0;
 }
 
+/* `auth:` of a protocol: find the authenticator extension now that extensions exist. */
+static int resolve_auth(struct th_component *c, struct th_host *host, bool enabled,
+                        const struct th_otlp_auth_cfg *a, const char *proto, th_auth_t *out)
+{
+    char err[512];
+    memset(out, 0, sizeof(*out));
+    if (!enabled) {
+        return 0;
+    }
+    int ret = th_auth_resolve(host, a->authenticator, TH_AUTH_SERVER, out, err, sizeof(err));
+    if (ret != 0) {
+        th_log_error(c, "protocols::%s::%s", proto, err);
+        return ret;
+    }
+    out->request_params = &a->request_params;
+    return 0;
+}
+
 static int otlp_start(struct th_component *c, struct th_host *host)
 {
     struct otlp_receiver *r = (struct otlp_receiver *)c;
+    const struct th_otlp_protocols_cfg *p = &r->cfg->protocols;
+    th_auth_t ga, ha;
+    int aret = resolve_auth(c, host, r->grpc && p->grpc_enabled && p->grpc.auth_enabled,
+                            &p->grpc.auth, "grpc", &ga);
+    if (aret == 0) {
+        aret = resolve_auth(c, host, r->http && p->http_enabled && p->http.auth_enabled,
+                            &p->http.auth, "http", &ha);
+    }
+    if (aret != 0) {
+        return aret;
+    }
+    th_otlp_grpc_server_set_auth(r->grpc, &ga);
+    th_otlp_http_server_set_auth(r->http, &ha);
     if (r->grpc) {
         int ret = th_otlp_grpc_server_start(r->grpc, host->loop);
         if (ret != 0) {

@@ -13,48 +13,6 @@
 
 static const char *const http_transports[] = {"tcp", "tcp4", "tcp6", "unix", NULL};
 static const char *const grpc_transports[] = {"tcp", "unix", NULL};
-static const char *const tls_versions[] = {"", "1.0", "1.1", "1.2", "1.3", NULL};
-
-#define TLS_ROW(field, kind, dflt, text)                                                           \
-    {                                                                                              \
-        .name = #field, .type = (kind), .def = (dflt),                                             \
-        .offset = offsetof(struct th_otlp_tls_cfg, field), .desc = (text)                          \
-    }
-
-static const struct th_cfg_field tls_fields[] = {
-    TLS_ROW(ca_file, TH_CFG_STRING, NULL, "CA certificate file for client certificates"),
-    TLS_ROW(ca_pem, TH_CFG_STRING, NULL, "CA certificate as PEM text"),
-    TLS_ROW(cert_file, TH_CFG_STRING, NULL, "server certificate file"),
-    TLS_ROW(cert_pem, TH_CFG_STRING, NULL, "server certificate as PEM text"),
-    TLS_ROW(key_file, TH_CFG_STRING, NULL, "server private key file"),
-    {.name = "key_pem",
-     .type = TH_CFG_STRING,
-     .offset = offsetof(struct th_otlp_tls_cfg, key_pem),
-     .flags = TH_CFG_F_SECRET,
-     .desc = "server private key as PEM text"},
-    TLS_ROW(include_system_ca_certs_pool, TH_CFG_BOOL, "false", "also trust the system CA pool"),
-    {.name = "min_version",
-     .type = TH_CFG_ENUM,
-     .def = "1.2",
-     .offset = offsetof(struct th_otlp_tls_cfg, min_version),
-     .choices = tls_versions,
-     .desc = "lowest TLS version accepted"},
-    {.name = "max_version",
-     .type = TH_CFG_ENUM,
-     .def = "",
-     .offset = offsetof(struct th_otlp_tls_cfg, max_version),
-     .choices = tls_versions,
-     .desc = "highest TLS version accepted (\"\": the newest)"},
-    TLS_ROW(cipher_suites, TH_CFG_STRLIST, NULL, "TLS 1.2 cipher suites allowed"),
-    TLS_ROW(include_insecure_cipher_suites, TH_CFG_BOOL, "false",
-            "allow cipher suites known to be insecure"),
-    TLS_ROW(curve_preferences, TH_CFG_STRLIST, NULL, "key exchange curves, in preference order"),
-    TLS_ROW(reload_interval, TH_CFG_DURATION, "0s", "how often to reload certificates (0: never)"),
-    TLS_ROW(client_ca_file, TH_CFG_STRING, NULL, "CA file that turns on client certificates"),
-    TLS_ROW(client_ca_file_reload, TH_CFG_BOOL, "false", "reload client_ca_file when it changes"),
-    TLS_ROW(tpm, TH_CFG_NODE, NULL, "key held in a TPM (not supported)"),
-    {.name = NULL},
-};
 
 static const struct th_cfg_field auth_fields[] = {
     {.name = "authenticator",
@@ -180,18 +138,28 @@ static const struct th_cfg_field http_fields[] = {
      .def = "true",
      .offset = HTTP_OFF(keep_alives_enabled),
      .desc = "keep HTTP/1.1 connections open between requests"},
+    {.name = "max_connections",
+     .type = TH_CFG_INT,
+     .def = "0",
+     .offset = HTTP_OFF(max_connections),
+     .min = 0,
+     .max = 1048576,
+     .desc = "Tracehouse key, not in the Collector: most connections kept open at once; more "
+             "are accepted and closed at once (0: a quarter of the open files limit, within "
+             "64..65536)"},
     {.name = "tls",
      .type = TH_CFG_OPTIONAL,
      .offset = HTTP_OFF(tls),
      .aux = HTTP_OFF(tls_enabled),
-     .sub = tls_fields,
-     .desc = "TLS for the HTTP server (not supported yet: setting it is an error)"},
+     .sub = th_tls_server_config_fields,
+     .desc = "TLS for the HTTP server (HTTPS with HTTP/2 by ALPN); absent: plaintext"},
     {.name = "auth",
      .type = TH_CFG_OPTIONAL,
      .offset = HTTP_OFF(auth),
      .aux = HTTP_OFF(auth_enabled),
      .sub = auth_fields,
-     .desc = "server authentication (not supported yet: setting it is an error)"},
+     .desc = "server authentication: an authenticator extension checks every request (401 "
+             "without valid credentials)"},
     {.name = "middlewares",
      .type = TH_CFG_NODE,
      .offset = HTTP_OFF(middlewares),
@@ -304,8 +272,8 @@ static const struct th_cfg_field grpc_fields[] = {
      .type = TH_CFG_OPTIONAL,
      .offset = GRPC_OFF(tls),
      .aux = GRPC_OFF(tls_enabled),
-     .sub = tls_fields,
-     .desc = "TLS for the gRPC server (not supported yet: setting it is an error)"},
+     .sub = th_tls_server_config_fields,
+     .desc = "TLS for the gRPC server (ALPN h2 required); absent: plaintext h2c"},
     {.name = "max_recv_msg_size_mib",
      .type = TH_CFG_INT,
      .def = "0",
@@ -339,12 +307,22 @@ static const struct th_cfg_field grpc_fields[] = {
      .offset = GRPC_OFF(keepalive),
      .sub = keepalive_fields,
      .desc = "server_parameters and enforcement_policy for HTTP/2 keepalive"},
+    {.name = "max_connections",
+     .type = TH_CFG_INT,
+     .def = "0",
+     .offset = GRPC_OFF(max_connections),
+     .min = 0,
+     .max = 1048576,
+     .desc = "Tracehouse key, not in the Collector: most connections kept open at once; more "
+             "are accepted and closed at once (0: a quarter of the open files limit, within "
+             "64..65536)"},
     {.name = "auth",
      .type = TH_CFG_OPTIONAL,
      .offset = GRPC_OFF(auth),
      .aux = GRPC_OFF(auth_enabled),
      .sub = auth_fields,
-     .desc = "server authentication (not supported yet: setting it is an error)"},
+     .desc = "server authentication: an authenticator extension checks every call "
+             "(UNAUTHENTICATED without valid credentials)"},
     {.name = "include_metadata",
      .type = TH_CFG_BOOL,
      .def = "false",
@@ -464,13 +442,8 @@ int th_otlp_http_cfg_check(const struct th_otlp_http_cfg *http, const char **err
 {
     char host[256];
     int port;
-    if (http->tls_enabled) {
-        *err = "protocols::http::tls: TLS on the OTLP/HTTP receiver is not supported yet; "
-               "terminate TLS in front of Tracehouse or remove the key";
-        return TH_ECONFIG;
-    }
-    if (http->auth_enabled) {
-        *err = "protocols::http::auth: server authentication is not supported yet";
+    if (http->tls_enabled &&
+        th_tls_server_cfg_check_static(&http->tls, "protocols::http::tls", err) != 0) {
         return TH_ECONFIG;
     }
     if (node_set(http->middlewares)) {
@@ -507,13 +480,8 @@ int th_otlp_grpc_cfg_check(const struct th_otlp_grpc_cfg *grpc, const char **err
 {
     char host[256];
     int port;
-    if (grpc->tls_enabled) {
-        *err = "protocols::grpc::tls: TLS on the OTLP/gRPC receiver is not supported yet; "
-               "terminate TLS in front of Tracehouse or remove the key";
-        return TH_ECONFIG;
-    }
-    if (grpc->auth_enabled) {
-        *err = "protocols::grpc::auth: server authentication is not supported yet";
+    if (grpc->tls_enabled &&
+        th_tls_server_cfg_check_static(&grpc->tls, "protocols::grpc::tls", err) != 0) {
         return TH_ECONFIG;
     }
     if (node_set(grpc->middlewares)) {

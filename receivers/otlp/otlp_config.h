@@ -8,6 +8,7 @@
 
 #include "th/config.h"
 #include "th/otlp.h"
+#include "th/tls.h"
 
 /** Default endpoints; localhost as in the Collector since v0.110. */
 #define TH_OTLP_HTTP_DEFAULT_ENDPOINT "localhost:4318"
@@ -23,27 +24,8 @@
 #define TH_OTLP_HTTP_DEFAULT_REQUEST_TIMEOUT_NS ((int64_t)30 * 1000000000)
 #define TH_OTLP_HTTP_DEFAULT_IDLE_TIMEOUT_NS    ((int64_t)60 * 1000000000)
 
-/** configtls server settings. Accepted so Collector configs parse; TLS is not served yet. */
-struct th_otlp_tls_cfg {
-    const char *ca_file;
-    const char *ca_pem;
-    const char *cert_file;
-    const char *cert_pem;
-    const char *key_file;
-    const char *key_pem;
-    bool include_system_ca_certs_pool;
-    const char *min_version;
-    const char *max_version;
-    th_strlist_t cipher_suites;
-    bool include_insecure_cipher_suites;
-    th_strlist_t curve_preferences;
-    int64_t reload_interval; /**< ns */
-    const char *client_ca_file;
-    bool client_ca_file_reload;
-    const th_node_t *tpm;
-};
-
-/** Server authentication (an authenticator extension). Accepted; not served yet. */
+/** Server authentication: `auth::authenticator` names an authenticator extension (th/auth.h)
+ *  resolved when the receiver starts. */
 struct th_otlp_auth_cfg {
     const char *authenticator;
     th_strlist_t request_params;
@@ -74,8 +56,9 @@ struct th_otlp_http_cfg {
     int64_t write_timeout;               /**< ns; accepted, no effect (h2o 2.2 has none) */
     int64_t idle_timeout;                /**< ns; 0: Tracehouse default */
     bool keep_alives_enabled;
-    bool tls_enabled;
-    struct th_otlp_tls_cfg tls;
+    int64_t max_connections;      /**< Tracehouse key; 0: th_conn_limit_default() */
+    bool tls_enabled;             /**< `tls:` present: HTTPS (th/tls.h) */
+    struct th_tls_server_cfg tls; /**< configtls server keys */
     bool auth_enabled;
     struct th_otlp_auth_cfg auth;
     const th_node_t *middlewares;
@@ -113,15 +96,16 @@ struct th_otlp_grpc_keepalive_cfg {
 struct th_otlp_grpc_cfg {
     const char *endpoint;
     const char *transport; /**< tcp (unix is not supported yet) */
-    bool tls_enabled;      /**< not supported yet: a config error */
-    struct th_otlp_tls_cfg tls;
+    bool tls_enabled;      /**< `tls:` present: TLS with ALPN h2 (th/tls.h) */
+    struct th_tls_server_cfg tls;
     int64_t max_recv_msg_size_mib;  /**< before and after decompression; 0: 4 MiB */
     int64_t max_concurrent_streams; /**< per connection; 0: 100 */
     int64_t read_buffer_size;       /**< bytes per socket read */
     int64_t write_buffer_size;      /**< bytes queued to a connection before reading pauses;
                                          0: 256 KiB */
     struct th_otlp_grpc_keepalive_cfg keepalive;
-    bool auth_enabled; /**< not supported yet: a config error */
+    int64_t max_connections; /**< Tracehouse key; 0: th_conn_limit_default() */
+    bool auth_enabled;       /**< `auth:` present: calls are authenticated */
     struct th_otlp_auth_cfg auth;
     bool include_metadata; /**< accepted, no effect yet (a warning says so) */
     const th_node_t *middlewares;
@@ -156,16 +140,17 @@ void th_otlp_http_cfg_default(struct th_otlp_http_cfg *out);
 void th_otlp_grpc_cfg_default(struct th_otlp_grpc_cfg *out);
 
 /**
- * The checks for the gRPC protocol alone: no TLS, auth or middlewares (not supported yet),
- * tcp transport, a parsable endpoint.
- * @return 0 or TH_ECONFIG with *err set to a static message.
+ * The checks for the gRPC protocol alone: no middlewares (not supported yet), a
+ * complete tls block when present (th_tls_server_cfg_check), tcp transport, a parsable
+ * endpoint.
+ * @return 0 or TH_ECONFIG with *err set to a static message (a thread-local one for tls).
  */
 int th_otlp_grpc_cfg_check(const struct th_otlp_grpc_cfg *grpc, const char **err);
 
 /**
- * The cross-field rules of the receiver config: at least one protocol, no TLS, auth or
- * middlewares on the HTTP server (not supported yet), a parsable endpoint, known
- * compression algorithms.
+ * The cross-field rules of the receiver config: at least one protocol, no
+ * middlewares on the HTTP server (not supported yet), a complete tls block when present, a
+ * parsable endpoint, known compression algorithms.
  * @param[in] cfg a struct th_otlp_cfg.
  * @param[out] err a static message on failure.
  * @return 0 or TH_ECONFIG.

@@ -1,8 +1,9 @@
 /*
- * The OTLP/gRPC server: nghttp2 server sessions over libuv TCP (h2c with prior knowledge),
- * serving the unary TraceService/Export call. Each connection is a `struct gconn` whose bytes
- * go through a small transport table (socket today; a TLS layer would sit there, between the
- * socket and nghttp2), so the fuzz target drives the very same session code without a socket.
+ * The OTLP/gRPC server: nghttp2 server sessions over libuv TCP (h2c with prior knowledge, or
+ * TLS with ALPN h2), serving the unary TraceService/Export call. Each connection is a `struct
+ * gconn` whose bytes go through a small transport table (the socket; the socket with an
+ * OpenSSL session in between, otlp_grpc_tls.c; or memory), so the fuzz target drives the very
+ * same session code without a socket.
  *
  * A call (one stream) reassembles its Length-Prefixed-Message (bounded by
  * max_recv_msg_size), decompresses and decodes it into its own arena, hands the batch to the
@@ -21,14 +22,23 @@
 #include <nghttp2/nghttp2.h>
 
 #include "th/ack_hub.h"
+#include "th/conn_limit.h"
 #include "th/log.h"
+#include "th/tls.h"
 #include "receivers/otlp/otlp_grpc.h"
+#include "receivers/otlp/otlp_grpc_tls.h"
 
 #define ACCEPT_ENCODINGS "identity,gzip,deflate,zstd"
 /* Shutdown waits at most this long for calls in flight. */
 #define DRAIN_MAX_MS 10000
 /* A client must finish the preface and SETTINGS within this long. */
 #define HANDSHAKE_NS ((uint64_t)10 * 1000000000)
+/* A call must finish its headers within HANDSHAKE_NS of its first HEADERS frame, and its
+ * whole request within CALL_READ_NS; otherwise the connection is closed. Without these a
+ * client trickling a byte a second holds its connection for ever: a call in progress keeps
+ * the idle timer off, and every byte keeps the keepalive ping away. 30 s still lets a 4 MiB
+ * message through at 140 KB/s. */
+#define CALL_READ_NS ((uint64_t)30 * 1000000000)
 /* Housekeeping (idle, age, keepalive, handshake) runs at least this often. */
 #define TICK_NS ((uint64_t)1000000000)
 /* Windows: the connection's is large so many concurrent 4 MiB messages do not stall. */
@@ -58,14 +68,18 @@ struct call {
     bool post, path_ok, ct_seen, ct_grpc;
     bool enc_unknown;
     char encoding[16]; /* "" = identity */
+    uint64_t begun_ns; /* its first HEADERS frame (CALL_READ_NS, HANDSHAKE_NS) */
+    bool headers_in;   /* the header block is complete */
     uint64_t deadline_ns;
     struct pending *pending;
     uint8_t *resp; /* the framed response message, while it is sent */
     size_t resp_len, resp_off;
     nghttp2_nv trailers[2];
+    char *auth_value; /* the authenticator's header, kept until the headers are complete */
+    size_t auth_len;
 };
 
-/* How a connection's bytes leave. A TLS layer would wrap these. */
+/* How a connection's bytes leave: the socket, TLS over the socket, or memory. */
 struct transport {
     /* Take @p b's bytes (the buffer passes to the transport); 0 or a negative error. */
     int (*write)(struct gconn *c, th_buf_t *b);
@@ -92,6 +106,7 @@ struct gconn {
     bool closed;  /* the transport is being torn down */
     /* Socket transport. */
     uv_tcp_t tcp;
+    th__otlp_grpc_tls_t *tls; /* TLS transport: the session between the socket and nghttp2 */
     /* Session transport (fuzzing). */
     void (*on_output)(void *ctx, const uint8_t *p, size_t n);
     void *out_ctx;
@@ -134,13 +149,23 @@ struct th_otlp_grpc_server {
     size_t handles; /* libuv handles open or closing */
     struct gconn *conns;
     size_t n_conns;
+    size_t max_conns; /* max_connections, or th_conn_limit_default(): beyond it connections
+                       * are refused */
+    bool max_conns_set;
+    struct th_conn_refusals refusals;
     uint8_t *rbuf;
     int port;
     char addr_text[INET6_ADDRSTRLEN + 16];
-    th_ack_hub_t *hub; /* its loop thread is set by the first connection: start() may run on
-                        * another thread */
+    th_ack_hub_t *hub;    /* its loop thread is set by the first connection: start() may run on
+                           * another thread */
+    th_tls_server_t *tls; /* `tls:`: every connection speaks TLS with ALPN h2 */
     bool destroy_pending;
     uint64_t last_warn_ns;
+
+    /* `auth:`: the authenticator every call goes through (zero: none), and the one header it
+     * reads, lower case, which calls keep until their headers are complete. */
+    th_auth_t auth;
+    const char *auth_header;
 };
 
 static void conn_flush(struct gconn *c);
@@ -555,15 +580,60 @@ static void call_data(struct call *k, const uint8_t *p, size_t n)
     }
 }
 
+/* The authenticator's view of a call: the one header the call kept. */
+static const char *call_auth_get(void *ctx, const char *name, size_t *len)
+{
+    struct call *k = ctx;
+    th_otlp_grpc_server_t *s = k->conn->srv;
+    if (!k->auth_value || !s->auth_header || strcasecmp(name, s->auth_header) != 0) {
+        return NULL;
+    }
+    *len = k->auth_len;
+    return k->auth_value;
+}
+
+/* Check the call's credentials; answer UNAUTHENTICATED (or UNAVAILABLE when memory is short)
+ * when they do not pass. The kept header is wiped either way. */
+static bool call_authenticated(struct call *k)
+{
+    th_otlp_grpc_server_t *s = k->conn->srv;
+    struct th_auth_denial why;
+    int ret = th_auth_check(&s->auth, call_auth_get, k, &why);
+    if (k->auth_value) {
+        explicit_bzero(k->auth_value, k->auth_len);
+        th_free(k->auth_value);
+        k->auth_value = NULL;
+        k->auth_len = 0;
+    }
+    if (ret == 0) {
+        return true;
+    }
+    if (ret == TH_ENOMEM) {
+        answer_status(k, TH_GRPC_UNAVAILABLE, "out of memory", TH_OTLP_GRPC_RETRY_DELAY_NS, false);
+    } else {
+        answer_status(k, TH_GRPC_UNAUTHENTICATED, why.message, -1, false);
+    }
+    if (warn_allowed(s)) {
+        th_log_warn(s->owner, "answered %s to a call on %s: %s (at most one such line a second)",
+                    ret == TH_ENOMEM ? "UNAVAILABLE" : "UNAUTHENTICATED", s->addr_text,
+                    why.message);
+    }
+    return false;
+}
+
 /* The request's headers are complete: route, or answer at once. */
 static void call_headers_done(struct call *k)
 {
     char text[200];
     th_otlp_grpc_server_t *s = k->conn->srv;
+    k->headers_in = true;
     if (!k->ct_grpc) {
         answer_http(k, "415",
                     k->ct_seen ? "unsupported content-type; gRPC needs application/grpc"
                                : "missing content-type; gRPC needs application/grpc");
+        return;
+    }
+    if (th_auth_enabled(&s->auth) && !call_authenticated(k)) {
         return;
     }
     if (!k->post || !k->path_ok) {
@@ -598,6 +668,12 @@ static bool ieq(const uint8_t *a, size_t alen, const char *b)
 static void call_header(struct call *k, const uint8_t *name, size_t nlen, const uint8_t *value,
                         size_t vlen)
 {
+    th_otlp_grpc_server_t *s = k->conn->srv;
+    if (s->auth_header && !k->auth_value && ieq(name, nlen, s->auth_header)) {
+        /* Kept only until the headers are complete (call_authenticated wipes it). */
+        k->auth_value = th_strndup((const char *)value, vlen);
+        k->auth_len = k->auth_value ? vlen : 0;
+    }
     if (ieq(name, nlen, ":method")) {
         k->post = vlen == 4 && !memcmp(value, "POST", 4);
     } else if (ieq(name, nlen, ":path")) {
@@ -667,6 +743,10 @@ static void call_free(struct call *k)
         }
     }
     th_free(k->resp);
+    if (k->auth_value) {
+        explicit_bzero(k->auth_value, k->auth_len);
+        th_free(k->auth_value);
+    }
     th_free(k);
 }
 
@@ -685,6 +765,7 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     }
     k->conn = c;
     k->stream_id = f->hd.stream_id;
+    k->begun_ns = th_now_mono_ns();
     th_grpc_reader_init(&k->rd, c->srv->max_msg);
     k->next = c->calls;
     if (c->calls) {
@@ -864,6 +945,8 @@ static void conn_free(struct gconn *c)
     }
     nghttp2_session_del(c->h2);
     c->h2 = NULL;
+    th__otlp_grpc_tls_destroy(c->tls);
+    c->tls = NULL;
     if (c->prev) {
         c->prev->next = c->next;
     } else {
@@ -985,7 +1068,18 @@ static uint64_t conn_tick(struct gconn *c, uint64_t now)
     }
     /* Answers are written after the walk: writing may close streams and free calls. */
     c->defer_flush = true;
+    const char *stalled = NULL;
+    uint64_t stalled_ns = 0;
     for (struct call *k = c->calls; k; k = k->next) {
+        if (k->state == CALL_READING) {
+            uint64_t limit = k->headers_in ? CALL_READ_NS : HANDSHAKE_NS;
+            if (now - k->begun_ns >= limit) {
+                stalled = k->headers_in ? "its request message" : "its request headers";
+                stalled_ns = limit;
+            } else {
+                next = TH_MIN(next, k->begun_ns + limit);
+            }
+        }
         if (k->deadline_ns && k->state != CALL_ANSWERED) {
             if (now >= k->deadline_ns) {
                 /* The data already taken still goes on; only the answer is given up. */
@@ -1000,6 +1094,16 @@ static uint64_t conn_tick(struct gconn *c, uint64_t now)
     c->defer_flush = false;
     conn_flush(c);
     if (c->closed) {
+        return UINT64_MAX;
+    }
+    if (stalled) {
+        if (warn_allowed(s)) {
+            th_log_warn(s->owner,
+                        "closed a connection on %s: a call did not send %s within %llu s "
+                        "(a slow or stalled client; at most one such line a second)",
+                        s->addr_text, stalled, (unsigned long long)(stalled_ns / 1000000000));
+        }
+        conn_close(c, false);
         return UINT64_MAX;
     }
     if (!c->settings_seen) {
@@ -1136,6 +1240,8 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     buf->len = c->srv->read_size;
 }
 
+static void tls_on_read(struct gconn *c, const uint8_t *p, size_t n);
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     struct gconn *c = st->data;
@@ -1144,6 +1250,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread < 0) {
         conn_close(c, false); /* EOF or error: calls waiting for acks are detached */
+        return;
+    }
+    if (c->tls) {
+        tls_on_read(c, (const uint8_t *)buf->base, (size_t)nread);
         return;
     }
     conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
@@ -1178,6 +1288,58 @@ static const struct transport sock_transport = {
     .close = sock_close,
 };
 
+/* ---- The TLS transport (otlp_grpc_tls.c does the TLS) ------------------------------------ */
+
+/* With TLS, out_pending counts the ciphertext handed to the socket and not yet written. The
+ * plaintext queued before the handshake is not counted: a connection shut down before its
+ * handshake ends (an idle or plaintext client) closes at once instead of waiting for it. */
+static int tls_send(struct gconn *c, th_buf_t *out)
+{
+    c->out_pending += out->len;
+    int ret = out->len > 0 ? sock_write(c, out) : 0;
+    th_buf_free(out);
+    return ret;
+}
+
+static int tls_write(struct gconn *c, th_buf_t *b)
+{
+    th_buf_t out = {0};
+    size_t flushed = 0;
+    c->out_pending -= b->len; /* conn_flush counted the plaintext */
+    int ret = th__otlp_grpc_tls_send(c->tls, b->ptr, b->len, &out, &flushed);
+    th_buf_free(b);
+    int wret = tls_send(c, &out);
+    return ret != 0 ? ret : wret;
+}
+
+/* Ciphertext in: the session's answer (handshake, alert) goes out, plaintext to nghttp2. A
+ * failed handshake (a plaintext client, no or an untrusted client certificate, no ALPN h2)
+ * closes the connection once its alert is written. */
+static void tls_on_read(struct gconn *c, const uint8_t *p, size_t n)
+{
+    th_buf_t plain = {0}, out = {0};
+    size_t flushed = 0;
+    int ret = th__otlp_grpc_tls_recv(c->tls, p, n, &plain, &out, &flushed);
+    if (tls_send(c, &out) != 0 && ret == 0) {
+        ret = TH_EIO;
+    }
+    if (plain.len > 0) {
+        conn_feed(c, plain.ptr, plain.len);
+    }
+    th_buf_free(&plain);
+    if (ret != 0 && !c->closed) {
+        TH_LOG_AT(TH_LOG_DEBUG, c->srv->owner, "reading a TLS connection", "closing: %s",
+                  th__otlp_grpc_tls_why(c->tls));
+        conn_close(c, true);
+    }
+}
+
+static const struct transport tls_transport = {
+    .write = tls_write,
+    .pause = sock_pause,
+    .close = sock_close,
+};
+
 static void on_refused_closed(uv_handle_t *h)
 {
     th_free(h);
@@ -1193,10 +1355,9 @@ static void on_connection(uv_stream_t *listener, int status)
         }
         return;
     }
-    struct gconn *c = th_calloc(1, sizeof(*c));
-    if (!c || s->n_conns >= TH_OTLP_GRPC_MAX_CONNECTIONS) {
+    struct gconn *c = s->n_conns < s->max_conns ? th_calloc(1, sizeof(*c)) : NULL;
+    if (!c) {
         /* Accept and close at once, so the listener keeps going. */
-        th_free(c);
         uv_tcp_t *t = th_malloc(sizeof(*t));
         if (t) {
             uv_tcp_init(s->loop, t);
@@ -1204,11 +1365,14 @@ static void on_connection(uv_stream_t *listener, int status)
             uv_accept(listener, (uv_stream_t *)t);
             uv_close((uv_handle_t *)t, on_refused_closed);
         }
-        if (warn_allowed(s)) {
+        uint64_t refused;
+        if (th_conn_refusal_note(&s->refusals, &refused)) {
             th_log_warn(s->owner,
-                        "refused a connection on %s: %zu connections open (the limit is %d) or "
-                        "out of memory",
-                        s->addr_text, s->n_conns, TH_OTLP_GRPC_MAX_CONNECTIONS);
+                        "refused %llu connection(s) on %s since the last such line: %zu open, "
+                        "the limit is %zu (%s)%s",
+                        (unsigned long long)refused, s->addr_text, s->n_conns, s->max_conns,
+                        s->max_conns_set ? "max_connections" : "a quarter of the open files limit",
+                        s->n_conns < s->max_conns ? "; out of memory" : "");
         }
         return;
     }
@@ -1217,7 +1381,11 @@ static void on_connection(uv_stream_t *listener, int status)
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
     s->handles++;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 || conn_init(s, c, &sock_transport) != 0) {
+    if (s->tls && th__otlp_grpc_tls_create(th_tls_server_ctx(s->tls), &c->tls) != 0) {
+        c->tls = NULL; /* out of memory: the connection is closed below */
+    }
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 || (s->tls && !c->tls) ||
+        conn_init(s, c, s->tls ? &tls_transport : &sock_transport) != 0) {
         c->srv = s;
         c->closed = true;
         /* conn_init links only on success: link so conn_free can unlink. */
@@ -1310,6 +1478,7 @@ void th__otlp_grpc_session_destroy(th__otlp_grpc_session_t *ss)
 
 static void free_server(th_otlp_grpc_server_t *s)
 {
+    th_tls_server_destroy(s->tls);
     th_free(s->rbuf);
     th_arena_destroy(s->arena);
     th_free(s);
@@ -1376,6 +1545,20 @@ int th_otlp_grpc_server_create(const struct th_otlp_grpc_cfg *cfg, struct th_con
     s->stats = owner ? &owner->stats : &s->own_stats;
     s->next = next;
     s->port = -1;
+    s->max_conns =
+        cfg->max_connections > 0 ? (size_t)cfg->max_connections : th_conn_limit_default();
+    s->max_conns_set = cfg->max_connections > 0;
+    if (cfg->tls_enabled) {
+        char terr[1024];
+        struct th_tls_server_opts to = {
+            .path = "protocols::grpc::tls", .alpn = TH_TLS_ALPN_H2, .log_as = owner};
+        int tret = th_tls_server_create(&cfg->tls, &to, &s->tls, terr, sizeof(terr));
+        if (tret != 0) {
+            th_log_error(owner, "%s", terr);
+            free_server(s);
+            return tret;
+        }
+    }
     th_otlp_limits_default(&s->lim);
     int64_t mib = cfg->max_recv_msg_size_mib > 0 ? cfg->max_recv_msg_size_mib : 4;
     s->max_msg = (uint64_t)mib << 20;
@@ -1479,6 +1662,15 @@ int th_otlp_grpc_server_start(th_otlp_grpc_server_t *s, uv_loop_t *loop)
             return TH_ENOMEM;
         }
     }
+    if (s->tls) {
+        /* The files are read when the server starts: a missing or mismatched one fails it. */
+        char terr[1024];
+        int tret = th_tls_server_load(s->tls, terr, sizeof(terr));
+        if (tret != 0) {
+            th_log_error(s->owner, "%s", terr);
+            return tret;
+        }
+    }
     int fd = -1;
     int ret = bind_socket(s, host, port, &fd);
     if (ret != 0) {
@@ -1527,13 +1719,23 @@ int th_otlp_grpc_server_start(th_otlp_grpc_server_t *s, uv_loop_t *loop)
         th_otlp_grpc_server_shutdown(s);
         return TH_EIO;
     }
-    th_log_info(s->owner, "OTLP/gRPC listening on %s (TraceService/Export, h2c)", s->addr_text);
+    th_log_info(s->owner,
+                "OTLP/gRPC listening on %s (TraceService/Export, %s; at most %zu connections)",
+                s->addr_text, s->tls ? "TLS" : "h2c", s->max_conns);
     return 0;
 }
 
 int th_otlp_grpc_bound_port(const th_otlp_grpc_server_t *s)
 {
     return s && s->state == ST_RUNNING ? s->port : -1;
+}
+
+void th_otlp_grpc_server_set_auth(th_otlp_grpc_server_t *s, const struct th_auth *auth)
+{
+    if (s) {
+        s->auth = *auth;
+        s->auth_header = th_auth_enabled(auth) ? auth->ops->header(auth->ext) : NULL;
+    }
 }
 
 /* Shutdown is over waiting: close every connection; their calls go unanswered. */

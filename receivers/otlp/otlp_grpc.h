@@ -1,7 +1,8 @@
 /*
- * The OTLP/gRPC server of the otlp receiver: HTTP/2 with prior knowledge (h2c) by nghttp2 on
- * the receiver's libuv loop, serving the unary TraceService/Export call (otlp.md §4,
- * otelcol-config.md §4.1). It takes the typed config, so a test can run it without YAML.
+ * The OTLP/gRPC server of the otlp receiver: HTTP/2 with prior knowledge (h2c), or over TLS
+ * with ALPN h2 when `tls` is set (otlp_grpc_tls.c), by nghttp2 on the receiver's libuv loop,
+ * serving the unary TraceService/Export call (otlp.md §4, otelcol-config.md §4.1). It takes the
+ * typed config, so a test can run it without YAML.
  *
  * Threading: every function here runs on the loop's thread, or while the loop is not
  * running. The consumer is called on the loop's thread; acks may settle on any thread.
@@ -11,6 +12,7 @@
 
 #include <uv.h>
 
+#include "th/auth.h"
 #include "th/component.h"
 #include "th/grpc.h"
 #include "receivers/otlp/otlp_config.h"
@@ -41,14 +43,25 @@ int th_otlp_grpc_server_create(const struct th_otlp_grpc_cfg *cfg, struct th_con
 /**
  * Bind the endpoint and serve on @p loop ("localhost" binds 127.0.0.1, ":port" every
  * interface). Logs "OTLP/gRPC listening on ADDRESS".
- * @return 0; TH_EADDRINUSE, TH_EINVAL (unresolvable host), TH_EPERM, TH_EIO (all logged);
- *         TH_EEXIST (already started); TH_ENOMEM.
+ * @return 0; TH_EADDRINUSE, TH_EINVAL (unresolvable host), TH_EPERM, TH_EIO, TH_ECONFIG
+ *         (`tls` files that cannot be loaded) (all logged); TH_EEXIST (already started);
+ *         TH_ENOMEM.
  * @note On failure nothing is left open.
  */
 int th_otlp_grpc_server_start(th_otlp_grpc_server_t *s, uv_loop_t *loop);
 
 /** @return the TCP port bound (useful with port 0), or -1 when not listening. */
 int th_otlp_grpc_bound_port(const th_otlp_grpc_server_t *s);
+
+/**
+ * Authenticate every call with @p auth (th/auth.h) from now on: once a call's headers are
+ * complete, one without valid credentials is answered Trailers-Only with grpc-status 16
+ * (UNAUTHENTICATED) and its message is never read.
+ * @param[in] s the server; NULL is allowed (nothing happens).
+ * @param[in] auth copied; the zero value turns authentication off. The extension must
+ *            outlive the server's running time.
+ */
+void th_otlp_grpc_server_set_auth(th_otlp_grpc_server_t *s, const struct th_auth *auth);
 
 /**
  * Stop: close the listener and send GOAWAY on every connection. Calls whose spans the

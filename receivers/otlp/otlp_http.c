@@ -22,8 +22,10 @@
 #include <h2o.h>
 
 #include "th/ack_hub.h"
+#include "th/conn_limit.h"
 #include "th/http_server.h"
 #include "th/log.h"
+#include "th/tls.h"
 #include "receivers/otlp/otlp_http.h"
 
 #define CT_PROTOBUF "application/x-protobuf"
@@ -42,6 +44,7 @@ enum {
     RPC_INVALID_ARGUMENT = 3,
     RPC_INTERNAL = 13,
     RPC_UNAVAILABLE = 14,
+    RPC_UNAUTHENTICATED = 16,
 };
 
 enum srv_state {
@@ -56,7 +59,8 @@ enum srv_state {
 struct conn {
     uv_tcp_t tcp;
     th_otlp_http_server_t *srv;
-    bool busy; /* shutdown: a request on it still waits for its ack */
+    bool busy;                        /* shutdown: a request on it still waits for its ack */
+    struct th_conn_progress progress; /* the progress deadline (th/conn_limit.h) */
     struct conn *prev;
     struct conn *next;
 };
@@ -104,6 +108,7 @@ struct th_otlp_http_server {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     bool ctx_inited;
+    th_tls_server_t *tls; /* HTTPS when set: loaded at start, asked for each connection */
 
     uv_loop_t *loop;
     uv_tcp_t listener;
@@ -114,6 +119,12 @@ struct th_otlp_http_server {
     uv_timer_t sentinel[2];
     struct conn *conns;
     size_t n_conns;
+    size_t max_conns; /* max_connections, or th_conn_limit_default(): beyond it connections
+                       * are refused */
+    bool max_conns_set;
+    struct th_conn_refusals refusals;
+    struct th_conn_watch watch; /* the progress deadline: bound and connections by fd */
+    uv_timer_t sweep_timer;     /* one per server: shuts stalled connections down */
     int port;
     char addr_text[INET6_ADDRSTRLEN + 16];
     enum srv_state state;
@@ -122,6 +133,7 @@ struct th_otlp_http_server {
     struct pending *pending; /* requests waiting for their ack */
     bool destroy_pending;
     uint64_t last_warn_ns;
+    th_auth_t auth; /* `auth:`: the authenticator every request goes through, or zero */
 };
 
 /* ---- Small helpers --------------------------------------------------------------------- */
@@ -707,9 +719,39 @@ static void preflight(th_otlp_http_server_t *s, h2o_req_t *req, h2o_iovec_t meth
     h2o_send_inline(req, "", 0);
 }
 
+/* A request the authenticator refused: 401 with the challenge, never decoded. The body is a
+ * google.rpc.Status in the request's encoding when that is known (as the Collector's error
+ * handler answers), text otherwise; nothing from the request is echoed or logged. */
+static void deny(th_otlp_http_server_t *s, h2o_req_t *req, int ret,
+                 const struct th_auth_denial *why)
+{
+    int mt = request_media_type(req);
+    int http = ret == TH_ENOMEM ? 503 : 401;
+    th_auth_h2o_challenge(req, ret == TH_ENOMEM ? NULL : why);
+    if (mt < 0) {
+        char text[160];
+        snprintf(text, sizeof(text), "%d %s: %s", http,
+                 http == 401 ? "unauthorized" : "unavailable", why->message);
+        respond_text(s, req, http, text);
+    } else {
+        struct th__otlp_reply r;
+        memset(&r, 0, sizeof(r));
+        reply_status(&r, mt == 1, http, http == 401 ? RPC_UNAUTHENTICATED : RPC_UNAVAILABLE,
+                     why->message, http == 503 ? RETRY_AFTER_S : 0);
+        respond(s, req, r.status, mt == 1 ? CT_JSON : CT_PROTOBUF, r.body.ptr, r.body.len,
+                r.retry_after_s);
+        th_buf_free(&r.body);
+    }
+    if (warn_allowed(s)) {
+        th_log_warn(s->owner, "answered %d to a request on %s: %s (at most one such line a second)",
+                    http, s->addr_text, why->message);
+    }
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     th_otlp_http_server_t *s = ((struct handler *)self)->srv;
+    th_conn_watch_track_h2o(&s->watch, req);
     h2o_iovec_t path = req->path;
     if (req->query_at != SIZE_MAX) {
         path.len = req->query_at;
@@ -719,6 +761,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         h2o_iovec_t m = find_header_str(req, "access-control-request-method");
         if (m.base) {
             preflight(s, req, m);
+            return 0;
+        }
+    }
+    if (th_auth_enabled(&s->auth)) {
+        struct th_auth_denial why;
+        int aret = th_auth_check_h2o(&s->auth, req, &why);
+        if (aret != 0) {
+            deny(s, req, aret, &why);
             return 0;
         }
     }
@@ -861,6 +911,8 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
 
 static void free_server(th_otlp_http_server_t *s)
 {
+    th_conn_watch_free(&s->watch);
+    th_tls_server_destroy(s->tls);
     h2o_config_dispose(&s->globalconf);
     th_arena_destroy(s->arena);
     th_free(s);
@@ -893,6 +945,7 @@ static void maybe_finish(th_otlp_http_server_t *s)
     /* Every connection is gone: requests still waiting can no longer be answered. */
     hub_release(s);
     uv_close((uv_handle_t *)&s->drain_timer, NULL);
+    uv_close((uv_handle_t *)&s->sweep_timer, NULL);
     if (s->ctx_inited) {
         h2o_context_dispose(&s->ctx);
         s->ctx_inited = false;
@@ -904,6 +957,7 @@ static void on_conn_closed(uv_handle_t *h)
 {
     struct conn *c = (struct conn *)((char *)h - offsetof(struct conn, tcp));
     th_otlp_http_server_t *s = c->srv;
+    th_conn_watch_remove(&s->watch, &c->progress);
     if (c->prev) {
         c->prev->next = c->next;
     } else {
@@ -938,6 +992,49 @@ static void on_reject_closed(uv_handle_t *h)
     maybe_finish(s);
 }
 
+static void free_handle(uv_handle_t *h)
+{
+    th_free(h);
+}
+
+/* Over the connection limit: accept and close at once (the client sees a reset or EOF and
+ * retries later), and say so at most once every ten seconds. @return false when there was no
+ * memory for a handle, so the caller falls back to its spare. */
+static bool refuse(th_otlp_http_server_t *s, uv_stream_t *listener)
+{
+    uint64_t refused;
+    if (th_conn_refusal_note(&s->refusals, &refused)) {
+        th_log_warn(s->owner,
+                    "refused %llu connection(s) on %s since the last such line: %zu open, the "
+                    "limit is %zu (%s)",
+                    (unsigned long long)refused, s->addr_text, s->n_conns, s->max_conns,
+                    s->max_conns_set ? "max_connections" : "a quarter of the open files limit");
+    }
+    uv_tcp_t *t = th_malloc(sizeof(*t));
+    if (!t) {
+        return false;
+    }
+    uv_tcp_init(s->loop, t);
+    uv_accept(listener, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, free_handle);
+    return true;
+}
+
+/* The progress deadline's sweep: one timer per server, not one per connection. */
+static void on_sweep(uv_timer_t *t)
+{
+    th_otlp_http_server_t *s = t->data;
+    uint64_t cut;
+    if (th_conn_watch_sweep(&s->watch, th_now_mono_ns(), &cut)) {
+        th_log_warn(s->owner,
+                    "closed %llu connection(s) on %s since the last such line: no request in "
+                    "flight and none completed for %llu ms (a slow or stalled client; the bound "
+                    "is the larger of idle_timeout and read_header_timeout + read_timeout)",
+                    (unsigned long long)cut, s->addr_text,
+                    (unsigned long long)(s->watch.bound_ns / 1000000));
+    }
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     th_otlp_http_server_t *s = listener->data;
@@ -948,7 +1045,10 @@ static void on_connection(uv_stream_t *listener, int status)
         }
         return;
     }
-    struct conn *c = th_calloc(1, sizeof(*c));
+    if (s->n_conns >= s->max_conns && refuse(s, listener)) {
+        return;
+    }
+    struct conn *c = s->n_conns < s->max_conns ? th_calloc(1, sizeof(*c)) : NULL;
     if (!c) {
         /* No memory for the connection: accept it into the spare handle and close it, so
          * the listener keeps going. If the spare is busy, libuv pauses accepting until the
@@ -966,7 +1066,11 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     c->srv = s;
     uv_tcp_init(s->loop, &c->tcp);
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    c->progress.fd = -1; /* not watched yet: on_conn_closed's remove finds nothing */
+    uv_os_fd_t fd;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
+        uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 ||
+        th_conn_watch_add(&s->watch, &c->progress, fd) != 0) {
         c->next = s->conns;
         if (s->conns) {
             s->conns->prev = c;
@@ -984,6 +1088,10 @@ static void on_connection(uv_stream_t *listener, int status)
     s->conns = c;
     s->n_conns++;
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+    if (s->tls) {
+        /* The current context: a certificate reload takes effect for new connections. */
+        s->accept_ctx.ssl_ctx = th_tls_server_ctx(s->tls);
+    }
     h2o_accept(&s->accept_ctx, sock);
 }
 
@@ -1066,6 +1174,9 @@ int th_otlp_http_server_create(const struct th_otlp_http_cfg *cfg, struct th_con
     h2o_config_init(&s->globalconf);
     s->owner = owner;
     s->port = -1;
+    s->max_conns =
+        cfg->max_connections > 0 ? (size_t)cfg->max_connections : th_conn_limit_default();
+    s->max_conns_set = cfg->max_connections > 0;
     s->state = ST_NEW;
     s->x.next = next;
     s->x.stats = owner ? &owner->stats : &s->own_stats;
@@ -1163,6 +1274,17 @@ int th_otlp_http_server_create(const struct th_otlp_http_cfg *cfg, struct th_con
         s->resp_headers[i].value = h2o_iovec_init(vc, strlen(vc));
     }
     s->keep_alive = cfg->keep_alives_enabled;
+    if (cfg->tls_enabled) {
+        char terr[1024];
+        struct th_tls_server_opts to = {
+            .path = "protocols::http::tls", .alpn = TH_TLS_ALPN_HTTP, .log_as = owner};
+        ret = th_tls_server_create(&cfg->tls, &to, &s->tls, terr, sizeof(terr));
+        if (ret != 0) {
+            th_log_error(owner, "%s", terr);
+            goto fail;
+        }
+        ret = TH_ENOMEM;
+    }
 
     /* h2o: one host (every Host header maps to it), one handler for every path, and the
      * filter that gives h2o's own 413 a Status body. */
@@ -1173,6 +1295,13 @@ int th_otlp_http_server_create(const struct th_otlp_http_cfg *cfg, struct th_con
     s->http2_idle_ms = ms_or(cfg->idle_timeout, TH_OTLP_HTTP_DEFAULT_IDLE_TIMEOUT_NS);
     s->globalconf.http1.req_timeout = s->http1_timeout_ms;
     s->globalconf.http2.idle_timeout = s->http2_idle_ms;
+    /* The progress deadline: never shorter than h2o's own timers, so it only catches what
+     * they miss (HTTP/2's idle timer restarts on every byte), and at least the time Go's
+     * server would allow for one request's headers and body. */
+    uint64_t rhrt_ms = (uint64_t)(TH_MAX(cfg->read_header_timeout, 0) / 1000000) +
+                       (uint64_t)(TH_MAX(cfg->read_timeout, 0) / 1000000);
+    uint64_t progress_ms = TH_MAX(TH_MAX(s->http2_idle_ms, s->http1_timeout_ms), rhrt_ms);
+    th_conn_watch_init(&s->watch, progress_ms * 1000000);
     h2o_hostconf_t *host =
         h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     struct handler *h = (struct handler *)h2o_create_handler(&host->fallback_path, sizeof(*h));
@@ -1295,6 +1424,15 @@ int th_otlp_http_server_start(th_otlp_http_server_t *s, uv_loop_t *loop)
         th_log_error(s->owner, "cannot listen on %s: expected host:port", s->endpoint);
         return TH_EINVAL;
     }
+    if (s->tls) {
+        /* The files are read when the server starts: a missing or mismatched one fails it. */
+        char terr[1024];
+        int tret = th_tls_server_load(s->tls, terr, sizeof(terr));
+        if (tret != 0) {
+            th_log_error(s->owner, "%s", terr);
+            return tret;
+        }
+    }
     int fd = -1;
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
@@ -1314,6 +1452,10 @@ int th_otlp_http_server_start(th_otlp_http_server_t *s, uv_loop_t *loop)
     s->loop = loop;
     uv_timer_init(loop, &s->drain_timer);
     s->drain_timer.data = s;
+    uv_timer_init(loop, &s->sweep_timer);
+    s->sweep_timer.data = s;
+    uint64_t period = th_conn_watch_period_ms(&s->watch);
+    uv_timer_start(&s->sweep_timer, on_sweep, period, period);
     for (int i = 0; i < 2; i++) {
         uv_timer_init(loop, &s->sentinel[i]);
         s->sentinel[i].data = s;
@@ -1340,14 +1482,22 @@ int th_otlp_http_server_start(th_otlp_http_server_t *s, uv_loop_t *loop)
     s->ctx_inited = true;
     s->accept_ctx.ctx = &s->ctx;
     s->accept_ctx.hosts = s->globalconf.hosts;
-    th_log_info(s->owner, "OTLP/HTTP listening on %s (traces at POST %s)", s->addr_text,
-                s->traces_path.base);
+    th_log_info(s->owner,
+                "OTLP/HTTP listening on %s (traces at POST %s; at most %zu connections)%s",
+                s->addr_text, s->traces_path.base, s->max_conns, s->tls ? "; TLS" : "");
     return 0;
 }
 
 int th_otlp_http_bound_port(const th_otlp_http_server_t *s)
 {
     return s && s->state == ST_RUNNING ? s->port : -1;
+}
+
+void th_otlp_http_server_set_auth(th_otlp_http_server_t *s, const struct th_auth *auth)
+{
+    if (s) {
+        s->auth = *auth;
+    }
 }
 
 int th_otlp_http_server_shutdown(th_otlp_http_server_t *s)

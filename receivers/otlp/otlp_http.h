@@ -13,6 +13,7 @@
 
 #include <uv.h>
 
+#include "th/auth.h"
 #include "th/component.h"
 #include "th/otlp.h"
 #include "receivers/otlp/otlp_config.h"
@@ -41,13 +42,25 @@ int th_otlp_http_server_create(const struct th_otlp_http_cfg *cfg, struct th_con
  * IPv4). Logs "listening on ADDRESS" at info level.
  * @return 0; TH_EADDRINUSE (the port is taken; logged); TH_EINVAL (the host does not
  *         resolve; logged); TH_EPERM (a privileged port); TH_EIO; TH_EEXIST (already
- *         started).
+ *         started); TH_ECONFIG (`tls`: a certificate, key or CA file cannot be loaded;
+ *         logged with the key and file).
  * @note On failure nothing is left open; the server can be destroyed, or started again.
  */
 int th_otlp_http_server_start(th_otlp_http_server_t *s, uv_loop_t *loop);
 
 /** @return the TCP port actually bound (useful with port 0), or -1 when not listening. */
 int th_otlp_http_bound_port(const th_otlp_http_server_t *s);
+
+/**
+ * Authenticate every request with @p auth (th/auth.h) from now on: a request without valid
+ * credentials is answered 401 with WWW-Authenticate (and a google.rpc.Status body in the
+ * request's encoding) before its body is decoded. CORS preflights pass unauthenticated, as
+ * browsers send them without credentials.
+ * @param[in] s the server; NULL is allowed (nothing happens).
+ * @param[in] auth copied; the zero value turns authentication off. The extension must
+ *            outlive the server's running time.
+ */
+void th_otlp_http_server_set_auth(th_otlp_http_server_t *s, const struct th_auth *auth);
 
 /**
  * Stop: close the listener, stop taking requests (any request still arriving is answered

@@ -34,6 +34,8 @@ struct th__js_lmdb_cfg {
     int64_t max_size_mib;
     bool sync;
     int64_t retention_interval;
+    bool evict_oldest_when_full;
+    bool check_on_start;
 };
 
 /** backends::NAME::memory (Jaeger v2's in-memory store) */

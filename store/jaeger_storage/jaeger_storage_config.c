@@ -73,6 +73,18 @@ static const struct th_cfg_field lmdb_table[] = {
      .min = 1e9,
      .max = 8.64e13,
      .desc = "how often retention runs in the background"},
+    {.name = "evict_oldest_when_full",
+     .type = TH_CFG_BOOL,
+     .def = "false",
+     .offset = LMDB_OFF(evict_oldest_when_full),
+     .desc = "when the disk is full, delete the oldest spans before their ttl to make room "
+             "(acknowledged spans are lost); false: answer 503 until there is room again"},
+    {.name = "check_on_start",
+     .type = TH_CFG_BOOL,
+     .def = "true",
+     .offset = LMDB_OFF(check_on_start),
+     .desc = "walk the whole store file read-only at start and refuse a damaged one (about a "
+             "second per GB; false: only the header pages and the file size are checked)"},
     {.name = NULL},
 };
 
@@ -192,6 +204,8 @@ static int backend_from(const char *name, const char *type, const th_node_t *nod
         sc->max_size_bytes = c.max_size_mib * MIB;
         sc->sync = c.sync;
         sc->retention_interval_ns = c.retention_interval;
+        sc->evict_oldest_when_full = c.evict_oldest_when_full;
+        sc->skip_full_check = !c.check_on_start;
     } else if (!strcmp(type, "memory")) {
         struct th__js_memory_cfg c;
         ret = th_cfg_decode(memory_table, node, &c, a, path, err, errlen);
@@ -207,6 +221,7 @@ static int backend_from(const char *name, const char *type, const th_node_t *nod
         sc->ttl_ns = 0;
         sc->sync = false;
         sc->ephemeral = true;
+        sc->evict_oldest_when_full = true; /* a cache of recent traces, as Jaeger's */
         sc->retention_interval_ns = 10000000000ll;
     } else {
         struct th__js_badger_cfg c;

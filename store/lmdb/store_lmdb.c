@@ -4,6 +4,7 @@
  * directory, which LMDB's POSIX locks would not survive). The layout and the reasons for it
  * are in README.md beside this file.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,14 +103,9 @@ static uint64_t map_max_for(const struct th_store_cfg *cfg)
     return (m + page - 1) / page * page;
 }
 
-static int open_dbs(struct th_lmdb *s, char *err, size_t errlen)
+/* Open (creating) every named database in @p t. @return an LMDB code; @p name says which. */
+static int dbis_open(struct th_lmdb *s, MDB_txn *t, const char **name)
 {
-    struct th__txn tx;
-    int ret = th__txn_begin(s, false, &tx);
-    if (ret != 0) {
-        snprintf(err, errlen, "%s: cannot begin a transaction: %s", s->path, th_strerror(ret));
-        return ret;
-    }
     struct {
         const char *name;
         MDB_dbi *dbi;
@@ -120,13 +116,68 @@ static int open_dbs(struct th_lmdb *s, char *err, size_t errlen)
         {"deps", &s->dbi_deps},
     };
     for (size_t i = 0; i < TH_ARRAY_SIZE(dbs); i++) {
-        int rc = mdb_dbi_open(tx.t, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+        int rc = mdb_dbi_open(t, dbs[i].name, MDB_CREATE, dbs[i].dbi);
         if (rc != 0) {
-            snprintf(err, errlen, "%s: cannot open database %s: %s", s->path, dbs[i].name,
-                     mdb_strerror(rc));
-            th__txn_abort(&tx);
-            return th__mdb_err(rc);
+            *name = dbs[i].name;
+            return rc;
         }
+    }
+    return 0;
+}
+
+/* The counters and the next block id, from the database (at open, and after a reopen, when
+ * a commit reported as failed may have reached the file after all). @return an LMDB code. */
+static int load_state(struct th_lmdb *s, MDB_txn *t)
+{
+    struct {
+        const char *key;
+        uint64_t *v;
+    } ctr[] = {{"spans", &s->spans_written},
+               {"batches", &s->batches_written},
+               {"deleted", &s->retention_deleted}};
+    MDB_val k, v;
+    for (size_t i = 0; i < TH_ARRAY_SIZE(ctr); i++) {
+        k = (MDB_val){strlen(ctr[i].key), (void *)ctr[i].key};
+        if (mdb_get(t, s->dbi_meta, &k, &v) == 0 && v.mv_size == 8) {
+            __atomic_store_n(ctr[i].v, th__be64_get(v.mv_data), __ATOMIC_RELAXED);
+        }
+    }
+    /* the next block follows the last stored one */
+    s->next_block = 0;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t, s->dbi_blocks, &c);
+    if (rc == 0) {
+        rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+        if (rc == 0 && k.mv_size == TH_KEY_BLOCK_LEN) {
+            s->next_block = th__be64_get(k.mv_data) + 1;
+        }
+        mdb_cursor_close(c);
+        rc = rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    k = (MDB_val){10, "next_block"};
+    if (mdb_get(t, s->dbi_meta, &k, &v) == 0 && v.mv_size == 8) {
+        s->next_block = TH_MAX(s->next_block, th__be64_get(v.mv_data));
+    }
+    if (s->next_block == 0) {
+        s->next_block = 1;
+    }
+    return rc;
+}
+
+static int open_dbs(struct th_lmdb *s, char *err, size_t errlen)
+{
+    struct th__txn tx;
+    int ret = th__txn_begin(s, false, &tx);
+    if (ret != 0) {
+        snprintf(err, errlen, "%s: cannot begin a transaction: %s", s->path, th_strerror(ret));
+        return ret;
+    }
+    const char *name = "";
+    int rc = dbis_open(s, tx.t, &name);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: cannot open database %s: %s", s->path, name, mdb_strerror(rc));
+        th__txn_abort(&tx);
+        return th__mdb_err(rc);
     }
     MDB_val v;
     uint8_t layout[4];
@@ -140,37 +191,7 @@ static int open_dbs(struct th_lmdb *s, char *err, size_t errlen)
         th__txn_abort(&tx);
         return TH_EIO;
     }
-    /* counters */
-    struct {
-        const char *key;
-        uint64_t *v;
-    } ctr[] = {{"spans", &s->spans_written},
-               {"batches", &s->batches_written},
-               {"deleted", &s->retention_deleted}};
-    for (size_t i = 0; i < TH_ARRAY_SIZE(ctr); i++) {
-        if (th__txn_get(&tx, s->dbi_meta, ctr[i].key, strlen(ctr[i].key), &v) == 0 &&
-            v.mv_size == 8) {
-            *ctr[i].v = th__be64_get(v.mv_data);
-        }
-    }
-    /* the next block follows the last stored one */
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(tx.t, s->dbi_blocks, &c);
-    if (rc == 0) {
-        MDB_val key;
-        rc = mdb_cursor_get(c, &key, &v, MDB_LAST);
-        if (rc == 0 && key.mv_size == TH_KEY_BLOCK_LEN) {
-            s->next_block = th__be64_get(key.mv_data) + 1;
-        }
-        mdb_cursor_close(c);
-        rc = rc == MDB_NOTFOUND ? 0 : rc;
-    }
-    if (th__txn_get(&tx, s->dbi_meta, "next_block", 10, &v) == 0 && v.mv_size == 8) {
-        s->next_block = TH_MAX(s->next_block, th__be64_get(v.mv_data));
-    }
-    if (s->next_block == 0) {
-        s->next_block = 1;
-    }
+    rc = load_state(s, tx.t);
     ret = rc != 0 ? th__mdb_err(rc) : th__txn_commit(&tx);
     if (ret != 0) {
         th__txn_abort(&tx);
@@ -181,6 +202,82 @@ static int open_dbs(struct th_lmdb *s, char *err, size_t errlen)
 }
 
 static void lmdb_close(th_store_t *st);
+
+/* ---- The store's clock ---------------------------------------------------------------- */
+
+uint64_t th__lmdb_now(const struct th_lmdb *s)
+{
+    return s->clock_wall0 + (th_now_mono_ns() - s->clock_mono0);
+}
+
+/* ---- The environment ------------------------------------------------------------------ */
+
+/* Create and open s->env with the store's flags. @return 0 or an LMDB / errno code. */
+static int env_open(struct th_lmdb *s)
+{
+    s->env = NULL;
+    int rc = mdb_env_create(&s->env);
+    if (rc != 0) {
+        s->env = NULL;
+        return rc;
+    }
+    rc = mdb_env_set_maxdbs(s->env, 16);
+    if (rc == 0) {
+        rc = mdb_env_set_maxreaders(s->env, 256);
+    }
+    if (rc == 0) {
+        rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size);
+    }
+    /* MDB_NOTLS: read transactions are not tied to threads, so any worker can run one.
+     * MDB_WRITEMAP: commits write pages in place instead of one pwrite per page (a third of
+     * the ingest cost otherwise); the file is preallocated so a full disk is an error from
+     * posix_fallocate, never a SIGBUS. Durability is the same: with sync, commit msyncs. */
+    unsigned flags = MDB_NOTLS | MDB_WRITEMAP;
+    if (!s->cfg.sync) {
+        flags |= MDB_NOSYNC | MDB_NOMETASYNC;
+    }
+    if (rc == 0) {
+        rc = mdb_env_open(s->env, s->path, flags, 0640);
+    }
+    if (rc != 0) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+    }
+    return rc;
+}
+
+int th__lmdb_reopen(struct th_lmdb *s)
+{
+    pthread_rwlock_wrlock(&s->maplock);
+    if (s->env) {
+        mdb_env_close(s->env);
+    }
+    int rc = env_open(s);
+    MDB_txn *t = NULL;
+    if (rc == 0) {
+        rc = mdb_txn_begin(s->env, NULL, 0, &t);
+    }
+    if (rc == 0) {
+        const char *name;
+        rc = dbis_open(s, t, &name);
+        if (rc == 0) {
+            rc = load_state(s, t);
+        }
+        if (rc == 0) {
+            rc = mdb_txn_commit(t);
+        } else {
+            mdb_txn_abort(t);
+        }
+    }
+    if (rc == 0) {
+        __atomic_store_n(&s->needs_reopen, false, __ATOMIC_RELAXED);
+        s->cat_stale = true;
+    } else {
+        th__lmdb_note_err(s, rc);
+    }
+    pthread_rwlock_unlock(&s->maplock);
+    return rc == 0 ? 0 : TH_EIO;
+}
 
 static int lmdb_open(const struct th_store_cfg *cfg, th_store_t **out, char *err, size_t errlen)
 {
@@ -235,35 +332,26 @@ static int lmdb_open(const struct th_store_cfg *cfg, th_store_t **out, char *err
     s->map_max = map_max_for(cfg);
     s->map_size = TH_MIN(s->map_max, 64 * MIB);
 
-    int rc = mdb_env_create(&s->env);
-    if (rc == 0) {
-        rc = mdb_env_set_maxdbs(s->env, 16);
-    }
-    if (rc == 0) {
-        rc = mdb_env_set_maxreaders(s->env, 256);
-    }
-    if (rc == 0) {
-        rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size);
-    }
-    if (rc != 0) {
-        snprintf(err, errlen, "%s: cannot set up LMDB: %s", s->path, mdb_strerror(rc));
-        ret = th__mdb_err(rc);
+    s->clock_wall0 = th_now_unix_ns();
+    s->clock_mono0 = th_now_mono_ns();
+
+    ret = th__lmdb_check_existing(s->path, !cfg->skip_full_check, err, errlen);
+    if (ret != 0) {
         goto fail;
     }
-    /* MDB_NOTLS: read transactions are not tied to threads, so any worker can run one.
-     * MDB_WRITEMAP: commits write pages in place instead of one pwrite per page (a third of
-     * the ingest cost otherwise); the file is preallocated so a full disk is an error from
-     * posix_fallocate, never a SIGBUS. Durability is the same: with sync, commit msyncs. */
-    unsigned flags = MDB_NOTLS | MDB_WRITEMAP;
-    if (!cfg->sync) {
-        flags |= MDB_NOSYNC | MDB_NOMETASYNC;
-    }
-    rc = mdb_env_open(s->env, s->path, flags, 0640);
+    int rc = env_open(s);
     if (rc != 0) {
-        snprintf(err, errlen, "%s: cannot open the store: %s", s->path, mdb_strerror(rc));
-        ret = rc == EACCES ? TH_EIO : th__mdb_err(rc);
-        mdb_env_close(s->env);
-        s->env = NULL;
+        if (rc == EACCES || rc == EPERM || rc == EROFS) {
+            snprintf(err, errlen,
+                     "%s: the store's files cannot be opened for writing (%s): make the "
+                     "directory and its files data.mdb and lock.mdb writable by the user running "
+                     "Tracehouse (on a read-only mount, remount it read-write) and start again",
+                     s->path, strerror(rc));
+            ret = TH_EIO;
+        } else {
+            snprintf(err, errlen, "%s: cannot open the store: %s", s->path, mdb_strerror(rc));
+            ret = th__mdb_err(rc);
+        }
         goto fail;
     }
     /* a crashed process may have left reader slots behind */
@@ -344,6 +432,7 @@ static void lmdb_stats(th_store_t *st, struct th_store_stats *out)
     out->batches_written = __atomic_load_n(&s->batches_written, __ATOMIC_RELAXED);
     out->retention_deleted_spans = __atomic_load_n(&s->retention_deleted, __ATOMIC_RELAXED);
     out->write_errors = __atomic_load_n(&s->write_errors, __ATOMIC_RELAXED);
+    out->last_write_errno = __atomic_load_n(&s->last_errno, __ATOMIC_RELAXED);
     out->capacity_bytes = (uint64_t)s->map_size;
     th_latency_snapshot(&s->commits, &out->commit);
     struct statvfs vfs;

@@ -135,7 +135,16 @@ struct th_lmdb {
     struct th__wctx *w;
     ZSTD_CCtx *cctx;
     int zlevel;
-    bool space_pressure; /* a write hit MDB_MAP_FULL: retention must free room */
+    bool space_pressure; /* a write found the store full and evict_oldest_when_full is set:
+                          * the next retention pass frees room */
+    int last_errno;      /* errno behind the last failed write, 0 after a success (atomic) */
+    bool needs_reopen;   /* LMDB reported MDB_PANIC (a meta page write failed): the
+                          * environment is unusable until reopened (atomic) */
+
+    /* The store's clock: the wall clock at open plus the monotonic time since, so a clock
+     * step while running (NTP, an operator) neither stamps blocks out of order nor makes
+     * retention delete them early (store_lmdb.c, th__lmdb_now). */
+    uint64_t clock_wall0, clock_mono0;
 
     /* counters (atomic), persisted in meta by each write transaction */
     uint64_t spans_written, batches_written, retention_deleted;
@@ -152,6 +161,29 @@ struct th_lmdb {
 };
 
 /* ---- Errors and transactions ---------------------------------------------------------- */
+
+/** The store's clock in ns since the epoch: the wall clock read at open plus the monotonic
+ *  time elapsed since, immune to clock steps while the process runs. Blocks are stamped with
+ *  it, and retention measures their age with it. */
+uint64_t th__lmdb_now(const struct th_lmdb *s);
+
+/** Note the errno behind a failed LMDB call or system call (a positive @p rc), for
+ *  th_store_stats' last_write_errno; MDB_PANIC marks the environment for reopening. */
+void th__lmdb_note_err(struct th_lmdb *s, int rc);
+
+/**
+ * Check an existing store file before the store opens it for writing: read-only, its header
+ * pages, its size against its last page, and with @p full every key of every database in
+ * order (faults LMDB would take for a crash are caught). A missing or empty data.mdb passes (a new store).
+ * @param[out] err on failure, one line naming the file, what is wrong and what to do.
+ * @return 0, or TH_EIO (damaged or unreadable: the store must not be opened).
+ * @note Writes nothing. After a caught fault the read-only handle is leaked on purpose.
+ */
+int th__lmdb_check_existing(const char *dir, bool full, char *err, size_t errlen);
+
+/** Close and reopen the environment after MDB_PANIC (a failed meta page write leaves LMDB's
+ *  handle unusable): waits for open transactions to end. @return 0 or TH_EIO. */
+int th__lmdb_reopen(struct th_lmdb *s);
 
 /** Map an LMDB or errno code to enum th_err: MDB_MAP_FULL → TH_ESPACE, MDB_NOTFOUND →
  *  TH_ENOENT, ENOMEM → TH_ENOMEM, everything else (corruption, I/O) → TH_EIO. */

@@ -259,12 +259,20 @@ int th__lmdb_retention(th_store_t *st, uint64_t now_ns)
     int ret = 0;
     uint64_t target = 0; /* delete until the pages in use are at most this; 0: size is fine */
     bool first = true;
-    /* the size limit, and in any case a margin below the largest map so writes never fill
-     * it */
-    uint64_t limit = s->map_max / 10 * 9;
+    /* the size limit; with evict_oldest_when_full also a margin below the largest map so
+     * writes never fill it. Without either, nothing goes before its ttl: a full store makes
+     * writes fail (senders retry) rather than delete acknowledged spans. */
+    uint64_t limit = UINT64_MAX;
+    if (s->cfg.evict_oldest_when_full) {
+        limit = s->map_max / 10 * 9;
+    }
     if (s->cfg.max_size_bytes > 0) {
         limit = TH_MIN(limit, (uint64_t)s->cfg.max_size_bytes);
     }
+    /* Ages are measured on the store's clock, which a clock step while running does not
+     * move; the caller's time counts as an offset from the wall clock now (tests pass a
+     * later time to expire data). */
+    now_ns = th__lmdb_now(s) + (now_ns - th_now_unix_ns());
     while (th_now_mono_ns() < deadline) {
         struct th__txn rt;
         ret = th__txn_begin(s, true, &rt);
@@ -356,8 +364,12 @@ int th__lmdb_retention(th_store_t *st, uint64_t now_ns)
      * bounds what an OS crash can lose to one retention interval */
     if (!s->cfg.sync) {
         pthread_rwlock_rdlock(&s->maplock);
-        mdb_env_sync(s->env, 1);
+        int rc = s->env ? mdb_env_sync(s->env, 1) : 0;
         pthread_rwlock_unlock(&s->maplock);
+        if (rc != 0) {
+            th__lmdb_note_err(s, rc);
+            ret = ret ? ret : th__mdb_err(rc);
+        }
     }
     /* names are pruned now and then, not on every pass */
     if (ret == 0 && s->cfg.ttl_ns > 0 &&

@@ -27,6 +27,7 @@ int th__mdb_err(int rc)
     case ENOMEM:
         return TH_ENOMEM;
     case ENOSPC:
+    case EDQUOT:
         return TH_ESPACE;
     default:
         /* MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_PANIC, MDB_BAD_TXN, EIO, ... */
@@ -41,6 +42,12 @@ int th__txn_begin(struct th_lmdb *s, bool rdonly, struct th__txn *tx)
     tx->s = s;
     unsigned flags = rdonly ? MDB_RDONLY : 0;
     pthread_rwlock_rdlock(&s->maplock);
+    if (!s->env) {
+        /* a reopen failed: the next write tries again */
+        pthread_rwlock_unlock(&s->maplock);
+        tx->ret = TH_EIO;
+        return tx->ret;
+    }
     int rc = mdb_txn_begin(s->env, NULL, flags, &tx->t);
     if (rc == MDB_READERS_FULL) {
         /* slots of readers that died without ending their transaction */
@@ -53,11 +60,29 @@ int th__txn_begin(struct th_lmdb *s, bool rdonly, struct th__txn *tx)
     }
     if (rc != 0) {
         pthread_rwlock_unlock(&s->maplock);
+        if (!rdonly) {
+            th__lmdb_note_err(s, rc);
+        } else if (rc == MDB_PANIC) {
+            __atomic_store_n(&s->needs_reopen, true, __ATOMIC_RELAXED);
+        }
         tx->t = NULL;
         tx->ret = th__mdb_err(rc);
         return tx->ret;
     }
     return 0;
+}
+
+void th__lmdb_note_err(struct th_lmdb *s, int rc)
+{
+    if (rc == MDB_PANIC) {
+        /* the errno that caused it was noted when it happened */
+        __atomic_store_n(&s->needs_reopen, true, __ATOMIC_RELAXED);
+        return;
+    }
+    /* LMDB's own codes are negative; a positive one is the errno of a system call */
+    if (rc > 0) {
+        __atomic_store_n(&s->last_errno, rc, __ATOMIC_RELAXED);
+    }
 }
 
 void th__txn_put(struct th__txn *tx, MDB_dbi dbi, const void *k, size_t kl, const void *v,
@@ -134,6 +159,12 @@ int th__txn_commit(struct th__txn *tx)
     th_latency_observe(&tx->s->commits, th_now_mono_ns() - t0);
     tx->t = NULL;
     pthread_rwlock_unlock(&tx->s->maplock);
+    if (rc != 0) {
+        /* msync or the meta page's write failed (a full or read-only disk, an I/O error);
+         * with a failed meta write LMDB refuses every later transaction (MDB_PANIC) until
+         * the environment is reopened, which the next write does */
+        th__lmdb_note_err(tx->s, rc);
+    }
     tx->ret = th__mdb_err(rc);
     return tx->ret;
 }
@@ -152,7 +183,10 @@ int th__map_grow(struct th_lmdb *s, uint64_t at_least)
     int ret = 0;
     pthread_rwlock_wrlock(&s->maplock);
     MDB_envinfo info;
-    mdb_env_info(s->env, &info);
+    if (!s->env || mdb_env_info(s->env, &info) != 0) {
+        ret = TH_EIO;
+        goto out;
+    }
     uint64_t cur = info.me_mapsize;
     if (cur >= at_least && at_least) {
         goto out; /* another thread grew it meanwhile */
@@ -189,7 +223,10 @@ int th__map_prealloc(struct th_lmdb *s, uint64_t size)
         return TH_EIO;
     }
     int e = posix_fallocate(fd, 0, (off_t)size);
-    if (e == ENOSPC || e == EFBIG) {
+    if (e != 0 && e != EOPNOTSUPP && e != EINVAL) {
+        th__lmdb_note_err(s, e);
+    }
+    if (e == ENOSPC || e == EFBIG || e == EDQUOT) {
         return TH_ESPACE;
     }
     /* a file system without fallocate: LMDB still extends the file itself */

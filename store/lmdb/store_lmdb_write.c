@@ -1591,7 +1591,7 @@ static int write_once(struct th_lmdb *s, struct th__wctx *w, th_batch_t *const *
     if (s->cat_stale) {
         cat_reload(s, &tx);
     }
-    uint64_t now = th_now_unix_ns();
+    uint64_t now = th__lmdb_now(s); /* the ingest time retention counts from */
     *spans = *nbatches = 0;
     ret = collect(s, &tx, w, batches, n, now, nbatches);
     /* the spans of each service, in order, in blocks of at most TH_BLOCK_MAX_SPANS */
@@ -1636,6 +1636,11 @@ int th__lmdb_write(th_store_t *st, th_batch_t *const *batches, size_t n)
     pthread_mutex_lock(&s->wlock);
     struct th__wctx *w = wctx_get(s);
     int ret = w ? 0 : TH_ENOMEM;
+    if (ret == 0 && __atomic_load_n(&s->needs_reopen, __ATOMIC_RELAXED)) {
+        /* a failed meta page write left LMDB's handle unusable (MDB_PANIC): what it committed
+         * before is on disk, so a fresh handle carries on from there */
+        ret = th__lmdb_reopen(s);
+    }
     uint64_t spans = 0, nbatches = 0;
     for (int tries = 0; ret == 0; tries++) {
         uint64_t saved_block = s->next_block;
@@ -1659,7 +1664,10 @@ int th__lmdb_write(th_store_t *st, th_batch_t *const *batches, size_t n)
     if (ret == 0) {
         __atomic_add_fetch(&s->spans_written, spans, __ATOMIC_RELAXED);
         __atomic_add_fetch(&s->batches_written, nbatches, __ATOMIC_RELAXED);
-    } else if (ret == TH_ESPACE) {
+        __atomic_store_n(&s->last_errno, 0, __ATOMIC_RELAXED);
+    } else if (ret == TH_ESPACE && s->cfg.evict_oldest_when_full) {
+        /* opted in: the next retention pass deletes the oldest blocks to make room; by
+         * default nothing goes before its ttl and writes fail until there is room */
         __atomic_store_n(&s->space_pressure, true, __ATOMIC_RELAXED);
     }
     if (w) {

@@ -1,8 +1,13 @@
 // A store whose disk fills up, on the real binary: the store sits on a small tmpfs that a
 // filler file has mostly taken. Ingest fills the store's preallocated map, the next growth
 // finds no room, and from then on senders get 503 and the health check answers 503 saying
-// the store is full. Once the filler is removed the store grows by itself: writes succeed,
-// the health check is 200 again, and every trace that was ever answered 200 is in the store.
+// the store is full. Nothing stored is deleted to make room (the default): once the filler
+// is removed the store grows by itself, writes succeed, the health check is 200 again, and
+// every trace that was ever answered 200 is in the store, whole.
+//
+// With `evict_oldest_when_full: true` (opt-in) the old behaviour stays: at the disk's limit
+// retention deletes the oldest blocks to make room, ingest goes on, and the traces missing
+// are the oldest ones, never one here and there.
 //
 // Mounting a tmpfs needs root, as CI runs; elsewhere the test fails and says so.
 
@@ -12,7 +17,7 @@ import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { afterEach, test } from 'node:test';
 
 import { freePorts, Tracehouse } from './lib/harness.mjs';
 
@@ -28,7 +33,8 @@ let mounted = false;
 let hcPort;
 let queryPort;
 
-before(async () => {
+/** Mount a fresh tmpfs with its filler and start tracehouse on it; @p lmdb: extra keys. */
+async function setup(lmdb = '') {
   dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'th-diskfull-'));
   const m = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_MIB}m`, 'tmpfs', dir], {
     encoding: 'utf8',
@@ -42,7 +48,7 @@ before(async () => {
     'extensions:',
     '  jaeger_storage:',
     '    backends:',
-    `      main: {lmdb: {path: "${dir}/data", ttl: {spans: 72h}}}`,
+    `      main: {lmdb: {path: "${dir}/data", ttl: {spans: 72h}${lmdb}}}`,
     '  jaeger_query:',
     '    storage: {traces: main}',
     `    http: {endpoint: "127.0.0.1:${queryPort}"}`,
@@ -61,19 +67,23 @@ before(async () => {
     '',
   ].join('\n');
   th = await Tracehouse.start({ yaml });
-});
+}
 
-after(async () => {
+async function teardown() {
   if (th) {
     const r = await th.stop();
     assert.equal(r.code, 0, th.stderr);
     await th.cleanup();
+    th = null;
   }
   if (mounted) {
     spawnSync('umount', [dir]);
+    mounted = false;
   }
   await fsp.rm(dir, { recursive: true, force: true });
-});
+}
+
+afterEach(teardown);
 
 async function health() {
   const res = await fetch(`http://127.0.0.1:${hcPort}/`);
@@ -124,7 +134,25 @@ async function post(body) {
   return { status: res.status, text: await res.text() };
 }
 
+/** Which of @p acked the query API does not return (404), by index; fails on a partial one. */
+async function missingOf(acked) {
+  const missing = [];
+  for (const [i, id] of acked.entries()) {
+    const res = await fetch(`http://127.0.0.1:${queryPort}/api/traces/${id}`);
+    if (res.status === 404) {
+      await res.text();
+      missing.push(i);
+      continue;
+    }
+    assert.equal(res.status, 200);
+    const got = await res.json();
+    assert.equal(got.data[0].spans.length, 50, `trace ${id} (request ${i}) is not whole`);
+  }
+  return missing;
+}
+
 test('a full disk: 503 to senders and from the health check, recovery by itself, nothing acknowledged lost', async () => {
+  await setup();
   assert.equal((await health()).status, 200);
   const acked = [];
   let refused = null;
@@ -149,6 +177,8 @@ test('a full disk: 503 to senders and from the health check, recovery by itself,
   // Still full: a retry is refused again, and the health check stays 503.
   assert.equal((await post(refused.body)).status, 503);
   assert.equal((await health()).status, 503);
+  // Nothing was deleted to make room.
+  assert.deepEqual(await missingOf(acked), [], 'acknowledged traces were deleted to make room');
 
   // Room again: the sender's retry goes through, and the health check follows by itself.
   await fsp.rm(path.join(dir, 'filler'));
@@ -164,22 +194,29 @@ test('a full disk: 503 to senders and from the health check, recovery by itself,
   acked.push(refused.id);
   assert.equal((await healthUntil(200)).status, 200);
 
-  // Everything answered 200 is stored, whole, except what the store's retention deleted to
-  // make room: at the disk's limit the oldest blocks go first (store/lmdb/README.md), so the
-  // traces missing are the oldest ones, never one here and there, and the log says so.
-  const missing = [];
-  for (const [i, id] of acked.entries()) {
-    const res = await fetch(`http://127.0.0.1:${queryPort}/api/traces/${id}`);
-    if (res.status === 404) {
-      missing.push(i);
-      continue;
+  // Everything answered 200 is stored, whole: none is missing.
+  assert.deepEqual(await missingOf(acked), []);
+  assert.match(th.stderr, /the store is full \(.*No space left on device\).*ingest answers 503/);
+  assert.match(th.stderr, /takes writes again/);
+});
+
+test('evict_oldest_when_full: ingest goes on at the disk\'s limit, only the oldest traces go', async () => {
+  await setup(', evict_oldest_when_full: true');
+  const acked = [];
+  // about half again what the disk holds
+  for (let i = 0; i < 500; i++) {
+    const id = crypto.randomBytes(16).toString('hex');
+    const r = await post(request(id));
+    if (r.status === 200) {
+      acked.push(id);
+    } else {
+      assert.equal(r.status, 503, `${r.status}: ${r.text}`);
     }
-    assert.equal(res.status, 200);
-    const got = await res.json();
-    assert.equal(got.data[0].spans.length, 50, `trace ${id} (request ${i}) is not whole`);
   }
+  assert.match(th.stderr, /store is full/);
+  const missing = await missingOf(acked);
+  assert.ok(missing.length > 0, 'nothing was evicted: the disk never filled up');
   assert.deepEqual(missing, missing.map((_, i) => i),
     `only the oldest traces may be deleted to make room; missing: ${missing.join(',')}`);
-  assert.ok(missing.length < acked.length / 2, `${missing.length} of ${acked.length} deleted`);
-  assert.match(th.stderr, /store is full/);
+  assert.ok(acked.length - missing.length > 50, `${missing.length} of ${acked.length} deleted`);
 });

@@ -17,8 +17,10 @@
 #include <h2o.h>
 #include <uv.h>
 
+#include "th/conn_limit.h"
 #include "th/http_server.h"
 #include "th/log.h"
+#include "th/tls.h"
 #include "ui-api/jaeger/jaeger_query.h"
 
 /* How long connections get to finish their requests before idle ones are closed, and how
@@ -40,6 +42,13 @@ struct th_jaeger_http {
     h2o_globalconf_t globalconf;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
+    th_tls_server_t *tls; /* HTTPS when set */
+    size_t n_conns;       /* open connections (server thread only) */
+    size_t max_conns;     /* max_connections or th_conn_limit_default(): beyond it
+                           * connections are refused */
+    struct th_conn_refusals refusals;
+    struct th_conn_watch watch; /* the progress deadline: bound and connections by fd */
+    uv_timer_t sweep_timer;     /* one per server: shuts stalled connections down */
     int port;
     uint64_t drain_started;
     bool forced;
@@ -50,6 +59,13 @@ struct th_jaeger_http {
 struct handler {
     h2o_handler_t super;
     th_jaeger_http_t *srv;
+};
+
+/* One accepted connection: the socket h2o reads, and its progress (the handle comes first,
+ * so the close callback's pointer is the connection's). */
+struct jconn {
+    uv_tcp_t tcp;
+    struct th_conn_progress progress;
 };
 
 /* ---- Responses ---------------------------------------------------------------------------- */
@@ -80,20 +96,21 @@ static void dispose_body(void *p)
     th_buf_free(p);
 }
 
-static void send_response(th_jaeger_http_t *s, h2o_req_t *req, struct th_jaeger_response *resp)
+/* What every response gets: status, content type, nosniff, Allow, the configured headers. */
+static void common_headers(th_jaeger_http_t *s, h2o_req_t *req, int status,
+                           const char *content_type, bool nosniff, const char *allow)
 {
-    static h2o_generator_t generator = {NULL, NULL};
-    req->res.status = resp->status;
-    req->res.reason = th_http_reason(resp->status);
-    if (resp->content_type) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                       resp->content_type, strlen(resp->content_type));
+    req->res.status = status;
+    req->res.reason = th_http_reason(status);
+    if (content_type) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                       strlen(content_type));
     }
-    if (resp->nosniff) {
+    if (nosniff) {
         add_headerz(req, "x-content-type-options", "nosniff");
     }
-    if (resp->allow) {
-        add_headerz(req, "allow", resp->allow);
+    if (allow) {
+        add_headerz(req, "allow", allow);
     }
     const th_strmap_t *rh = s->cfg.response_headers;
     for (size_t i = 0; rh && i < rh->n; i++) {
@@ -103,6 +120,12 @@ static void send_response(th_jaeger_http_t *s, h2o_req_t *req, struct th_jaeger_
     if (!s->cfg.keep_alive) {
         req->http1_is_persistent = 0;
     }
+}
+
+static void send_response(th_jaeger_http_t *s, h2o_req_t *req, struct th_jaeger_response *resp)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    common_headers(s, req, resp->status, resp->content_type, resp->nosniff, resp->allow);
     th_buf_t *body = h2o_mem_alloc_shared(&req->pool, sizeof(*body), dispose_body);
     *body = resp->body;
     resp->body = (th_buf_t){0};
@@ -111,6 +134,36 @@ static void send_response(th_jaeger_http_t *s, h2o_req_t *req, struct th_jaeger_
     h2o_iovec_t iov = h2o_iovec_init(body->ptr, body->len);
     bool head = req->method.len == 4 && !memcmp(req->method.base, "HEAD", 4);
     h2o_send(req, &iov, head || body->len == 0 ? 0 : 1, H2O_SEND_STATE_FINAL);
+}
+
+/* A web UI answer: its body belongs to the UI, which outlives every request, so it is sent
+ * without a copy. A 304 has no body (and no Content-Length); HEAD keeps the entity's length. */
+static void send_ui(th_jaeger_http_t *s, h2o_req_t *req, const struct th_jaeger_ui_response *r)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    common_headers(s, req, r->status, r->status == 304 ? NULL : r->content_type, r->nosniff,
+                   r->allow);
+    if (r->etag) {
+        add_headerz(req, "etag", r->etag);
+    }
+    if (r->cache_control) {
+        add_headerz(req, "cache-control", r->cache_control);
+    }
+    if (r->vary) {
+        add_headerz(req, "vary", r->vary);
+    }
+    if (r->content_encoding && r->status != 304) {
+        add_headerz(req, "content-encoding", r->content_encoding);
+    }
+    if (r->location[0]) {
+        add_headerz(req, "location", r->location);
+    }
+    bool head = req->method.len == 4 && !memcmp(req->method.base, "HEAD", 4);
+    bool body = r->status != 304 && !head && r->len > 0;
+    req->res.content_length = r->status == 304 ? SIZE_MAX : r->len;
+    h2o_start_response(req, &generator);
+    h2o_iovec_t iov = h2o_iovec_init(body ? r->body : NULL, body ? r->len : 0);
+    h2o_send(req, &iov, body ? 1 : 0, H2O_SEND_STATE_FINAL);
 }
 
 /* ---- CORS (rs/cors with AllowCredentials, as the Collector configures it) ----------------- */
@@ -285,9 +338,79 @@ static void count_request(th_jaeger_http_t *s, enum th_jaeger_route route, int s
 
 /* ---- Requests ----------------------------------------------------------------------------- */
 
+/* The web UI takes every path under the base path but the API's.
+ * @return whether it answered. */
+static bool serve_ui(th_jaeger_http_t *s, h2o_req_t *req, size_t path_len, const char *query,
+                     size_t query_len, bool cors, h2o_iovec_t origin)
+{
+    h2o_iovec_t inm = req_header(req, "if-none-match");
+    h2o_iovec_t ae = req_header(req, "accept-encoding");
+    struct th_jaeger_ui_request ur = {
+        .method = req->method.base,
+        .method_len = req->method.len,
+        .path = req->path.base,
+        .path_len = path_len,
+        .query = query,
+        .query_len = query_len,
+        .if_none_match = inm.base,
+        .if_none_match_len = inm.len,
+        .accept_encoding = ae.base,
+        .accept_encoding_len = ae.len,
+    };
+    struct th_jaeger_ui_response resp;
+    if (th_jaeger_ui_serve(s->cfg.ui, &ur, &resp) != 0) {
+        return false;
+    }
+    if (resp.log_access) {
+        th_log_info(s->log_as, "serving static asset %.*s: %d", (int)req->path.len, req->path.base,
+                    resp.status);
+    }
+    if (cors) {
+        add_headerz(req, "vary", "Origin");
+        if (origin_allowed(s, origin)) {
+            cors_allow(req, origin);
+        }
+    }
+    send_ui(s, req, &resp);
+    return true;
+}
+
+/* confighttp's auth: every route (API, UI files and pages) needs credentials. A refusal is
+ * Go's http.Error with 401 and the challenge, so a browser asks for basic credentials.
+ * @return true when the request was answered. */
+static bool refuse_unauthenticated(th_jaeger_http_t *s, h2o_req_t *req, bool cors,
+                                   h2o_iovec_t origin)
+{
+    struct th_auth_denial why;
+    int ret = th_auth_check_h2o(&s->cfg.auth, req, &why);
+    if (ret == 0) {
+        return false;
+    }
+    struct th_jaeger_response resp = {0};
+    int status = ret == TH_ENOMEM ? 503 : 401;
+    if (th_jaeger_http_error(&resp, status, why.message) != 0) {
+        th_jaeger_response_free(&resp);
+        h2o_send_error_generic(req, 503, "Service Unavailable", "Service Unavailable", 0);
+        return true;
+    }
+    if (status == 401) {
+        th_auth_h2o_challenge(req, &why);
+    }
+    if (cors) {
+        add_headerz(req, "vary", "Origin");
+        if (origin_allowed(s, origin)) {
+            cors_allow(req, origin);
+        }
+    }
+    send_response(s, req, &resp);
+    th_jaeger_response_free(&resp);
+    return true;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     th_jaeger_http_t *s = ((struct handler *)self)->srv;
+    th_conn_watch_track_h2o(&s->watch, req);
     h2o_iovec_t origin = req_header(req, "origin");
     bool cors = s->cfg.cors_origins && s->cfg.cors_origins->n > 0 && origin.base;
     if (cors && req->method.len == 7 && !memcmp(req->method.base, "OPTIONS", 7) &&
@@ -300,6 +423,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t query_len = query ? req->path.len - req->query_at - 1 : 0;
     uint64_t started_ns = th_now_mono_ns();
     enum th_jaeger_route route = th_jaeger_route_of(s->cfg.api.base_path, req->path.base, path_len);
+    if (th_auth_enabled(&s->cfg.auth) && refuse_unauthenticated(s, req, cors, origin)) {
+        count_request(s, route, req->res.status, started_ns);
+        return 0;
+    }
+    if (s->cfg.ui && serve_ui(s, req, path_len, query, query_len, cors, origin)) {
+        count_request(s, route, req->res.status, started_ns);
+        return 0;
+    }
     struct th_jaeger_response resp = {0};
     int rc = th_jaeger_api_serve(&s->cfg.api, req->method.base, req->method.len, req->path.base,
                                  path_len, query, query_len, (int64_t)th_now_unix_ns(), &resp);
@@ -333,23 +464,77 @@ static void free_handle(uv_handle_t *h)
     th_free(h);
 }
 
+/* A connection h2o closed: one less against the limit. The server is found from the loop,
+ * which it embeds. */
+static void on_conn_closed(uv_handle_t *h)
+{
+    char *loop = (char *)h->loop;
+    th_jaeger_http_t *s = (th_jaeger_http_t *)(loop - offsetof(struct th_jaeger_http, loop));
+    struct jconn *c = (struct jconn *)h;
+    th_conn_watch_remove(&s->watch, &c->progress);
+    s->n_conns--;
+    th_free(c);
+}
+
+/* The progress deadline's sweep: one timer per server, not one per connection. */
+static void on_sweep(uv_timer_t *t)
+{
+    th_jaeger_http_t *s = t->data;
+    uint64_t cut;
+    if (th_conn_watch_sweep(&s->watch, th_now_mono_ns(), &cut)) {
+        th_log_warn(s->log_as,
+                    "closed %llu connection(s) since the last such line: no request in flight "
+                    "and none completed for %llu ms (a slow or stalled client; the bound is the "
+                    "larger of idle_timeout and read_header_timeout + read_timeout)",
+                    (unsigned long long)cut, (unsigned long long)(s->watch.bound_ns / 1000000));
+    }
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
     th_jaeger_http_t *s = listener->data;
     if (status != 0) {
         return;
     }
-    uv_tcp_t *conn = th_malloc(sizeof(*conn));
-    if (!conn) {
+    if (s->n_conns >= s->max_conns) {
+        /* Over the limit: accept and close at once, so the client is told now and the
+         * backlog keeps moving; say so at most once every ten seconds. */
+        uint64_t refused;
+        if (th_conn_refusal_note(&s->refusals, &refused)) {
+            th_log_warn(s->log_as,
+                        "refused %llu connection(s) since the last such line: %zu open, the "
+                        "limit is %zu (%s)",
+                        (unsigned long long)refused, s->n_conns, s->max_conns,
+                        s->cfg.max_connections ? "max_connections"
+                                               : "a quarter of the open files limit");
+        }
+        uv_tcp_t *t = th_malloc(sizeof(*t));
+        if (t) {
+            uv_tcp_init(listener->loop, t);
+            uv_accept(listener, (uv_stream_t *)t);
+            uv_close((uv_handle_t *)t, free_handle);
+        }
+        return;
+    }
+    struct jconn *jc = th_calloc(1, sizeof(*jc));
+    if (!jc) {
         th_log_warn(s->log_as, "out of memory accepting a connection");
         return;
     }
+    uv_tcp_t *conn = &jc->tcp;
     uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+    uv_os_fd_t fd;
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0 || uv_fileno((uv_handle_t *)conn, &fd) != 0 ||
+        th_conn_watch_add(&s->watch, &jc->progress, fd) != 0) {
         uv_close((uv_handle_t *)conn, free_handle);
         return;
     }
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, free_handle);
+    s->n_conns++;
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_closed);
+    if (s->tls) {
+        /* The current context: a certificate reload takes effect for new connections. */
+        s->accept_ctx.ssl_ctx = th_tls_server_ctx(s->tls);
+    }
     h2o_accept(&s->accept_ctx, sock);
 }
 
@@ -357,8 +542,11 @@ static void on_accept(uv_stream_t *listener, int status)
 
 static bool no_connections(th_jaeger_http_t *s)
 {
+    /* A TLS connection still in its handshake is on neither list, only on the handshake
+     * timeout; h2o_context_dispose insists that it is gone too. */
     return h2o_linklist_is_empty(&s->ctx.http1._conns) &&
-           h2o_linklist_is_empty(&s->ctx.http2._conns);
+           h2o_linklist_is_empty(&s->ctx.http2._conns) &&
+           h2o_linklist_is_empty(&s->ctx.handshake_timeout._entries);
 }
 
 static void on_closed_noop(uv_handle_t *h)
@@ -370,6 +558,7 @@ static void finish_loop(th_jaeger_http_t *s)
 {
     uv_timer_stop(&s->drain_timer);
     uv_close((uv_handle_t *)&s->drain_timer, on_closed_noop);
+    uv_close((uv_handle_t *)&s->sweep_timer, on_closed_noop);
     uv_close((uv_handle_t *)&s->stop_async, on_closed_noop);
     uv_stop(&s->loop);
 }
@@ -388,6 +577,7 @@ static void on_drain(uv_timer_t *t)
         h2o_timeout_run(&s->loop, &s->ctx.http1.req_timeout, UINT64_MAX / 2);
         h2o_timeout_run(&s->loop, &s->ctx.http2.idle_timeout, UINT64_MAX / 2);
         h2o_timeout_run(&s->loop, &s->ctx.http2.graceful_shutdown_timeout, UINT64_MAX / 2);
+        h2o_timeout_run(&s->loop, &s->ctx.handshake_timeout, UINT64_MAX / 2); /* TLS */
         return;
     }
     if (waited >= DRAIN_DEADLINE_MS) {
@@ -443,6 +633,7 @@ static void teardown(th_jaeger_http_t *s)
             }
             uv_close((uv_handle_t *)&s->stop_async, on_closed_noop);
             uv_close((uv_handle_t *)&s->drain_timer, on_closed_noop);
+            uv_close((uv_handle_t *)&s->sweep_timer, on_closed_noop);
         }
         uv_run(&s->loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&s->loop) != 0) {
@@ -450,6 +641,8 @@ static void teardown(th_jaeger_http_t *s)
             return;
         }
     }
+    th_conn_watch_free(&s->watch);
+    th_tls_server_destroy(s->tls);
     th_free(s);
 }
 
@@ -521,6 +714,7 @@ int th_jaeger_http_start(const struct th_jaeger_http_cfg *cfg, const struct th_c
     }
     s->cfg = *cfg;
     s->log_as = log_as;
+    s->max_conns = cfg->max_connections ? cfg->max_connections : th_conn_limit_default();
     if (uv_loop_init(&s->loop) != 0) {
         th_free(s);
         snprintf(err, errlen, "cannot create the event loop");
@@ -529,7 +723,15 @@ int th_jaeger_http_start(const struct th_jaeger_http_cfg *cfg, const struct th_c
     s->loop_ready = true;
     uv_async_init(&s->loop, &s->stop_async, on_stop);
     uv_timer_init(&s->loop, &s->drain_timer);
-    s->stop_async.data = s->drain_timer.data = s;
+    uv_timer_init(&s->loop, &s->sweep_timer);
+    s->stop_async.data = s->drain_timer.data = s->sweep_timer.data = s;
+    if (cfg->tls) {
+        struct th_tls_server_opts to = {.path = "tls", .alpn = TH_TLS_ALPN_HTTP, .log_as = log_as};
+        if ((rc = th_tls_server_create(cfg->tls, &to, &s->tls, err, errlen)) != 0 ||
+            (rc = th_tls_server_load(s->tls, err, errlen)) != 0) {
+            goto fail;
+        }
+    }
 
     struct sockaddr_storage addr;
     if ((rc = resolve(cfg->endpoint, cfg->transport, &s->loop, &addr, err, errlen)) != 0) {
@@ -561,6 +763,7 @@ int th_jaeger_http_start(const struct th_jaeger_http_cfg *cfg, const struct th_c
     uint64_t timeout = cfg->request_timeout_ms ? cfg->request_timeout_ms : DEFAULT_TIMEOUT_MS;
     s->globalconf.http1.req_timeout = timeout;
     s->globalconf.http2.idle_timeout = timeout;
+    th_conn_watch_init(&s->watch, TH_MAX(cfg->progress_timeout_ms, timeout) * 1000000);
     h2o_hostconf_t *host =
         h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
@@ -572,6 +775,8 @@ int th_jaeger_http_start(const struct th_jaeger_http_cfg *cfg, const struct th_c
     s->accept_ctx.hosts = s->globalconf.hosts;
     s->h2o_ready = true;
 
+    uint64_t period = th_conn_watch_period_ms(&s->watch);
+    uv_timer_start(&s->sweep_timer, on_sweep, period, period);
     if (uv_thread_create(&s->thread, run, s) != 0) {
         snprintf(err, errlen, "cannot start the query API thread");
         rc = TH_EIO;

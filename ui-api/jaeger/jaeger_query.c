@@ -15,6 +15,7 @@ struct th_jaeger_query {
     const struct th_jaeger_query_cfg *cfg;
     th_arena_t *arena; /* normalised strings that live as long as the instance */
     th_jaeger_http_t *http;
+    th_jaeger_ui_t *ui; /* the web UI, from start to shutdown (after the server stopped) */
     struct th_jaeger_query_metrics metrics; /* for the internal metrics endpoint */
 };
 
@@ -27,11 +28,31 @@ static int jq_init(struct th_component *c, const void *cfg, struct th_consumer *
     return q->arena ? 0 : TH_ENOMEM;
 }
 
-/* A Collector timeout of 0 means "Tracehouse's default" here: h2o needs a finite bound. */
+/* A Collector timeout of 0 means "Tracehouse's default" here: h2o needs a finite bound.
+ * h2o 2.2 has one HTTP/1 timer, from the wait for a request until its body is in, so it
+ * takes the request's bound (the larger of read_header_timeout and read_timeout): taking
+ * idle_timeout (1m by default) let a client trickling its headers a byte a second hold a
+ * connection for a minute whatever read_header_timeout said. Idle keep-alive connections
+ * are closed after the same time. */
 static uint64_t timeout_ms(const struct th_jaeger_query_http_cfg *h)
 {
-    int64_t ns = h->idle_timeout > 0 ? h->idle_timeout : h->read_header_timeout;
+    int64_t ns = TH_MAX(h->read_header_timeout, h->read_timeout);
+    if (ns <= 0) {
+        ns = h->idle_timeout;
+    }
     return ns > 0 ? (uint64_t)(ns / 1000000) : 0;
+}
+
+/* The progress deadline (th/conn_limit.h): the larger of the idle timeout, the time Go would
+ * allow one request's headers and body (read_header_timeout + read_timeout), and h2o's own
+ * timer, so it only catches what h2o's timers miss (HTTP/2's idle timer restarts on every
+ * byte read). 0 when all are 0: the server then uses its default timeout. */
+static uint64_t progress_ms(const struct th_jaeger_query_http_cfg *h)
+{
+    int64_t ns = TH_MAX(h->idle_timeout, 0);
+    ns = TH_MAX(ns, TH_MAX(h->read_header_timeout, 0) + TH_MAX(h->read_timeout, 0));
+    uint64_t ms = (uint64_t)(ns / 1000000);
+    return TH_MAX(ms, timeout_ms(h));
 }
 
 static int jq_start(struct th_component *c, struct th_host *host)
@@ -57,6 +78,31 @@ static int jq_start(struct th_component *c, struct th_host *host)
     if (!base) {
         return TH_ENOMEM;
     }
+    char err[512];
+    th_auth_t auth = {0};
+    if (cfg->http.auth_enabled) {
+        rc = th_auth_resolve(host, cfg->http.auth.authenticator, TH_AUTH_SERVER, &auth, err,
+                             sizeof(err));
+        if (rc != 0) {
+            th_log_error(c, "extensions::jaeger_query::http::%s", err);
+            return rc;
+        }
+        auth.request_params = &cfg->http.auth.request_params;
+    }
+    if (cfg->ui.config_file && *cfg->ui.config_file &&
+        !(cfg->ui.assets_path && *cfg->ui.assets_path)) {
+        th_log_warn(c, "extensions::jaeger_query::ui::config_file only configures Jaeger UI "
+                       "assets (ui::assets_path); the built-in UI ignores it");
+    }
+    struct th_jaeger_ui_cfg uc = {.base_path = base,
+                                  .assets_path = cfg->ui.assets_path,
+                                  .config_file = cfg->ui.config_file,
+                                  .log_access = cfg->ui.log_access};
+    rc = th_jaeger_ui_create(&uc, &q->ui, err, sizeof(err));
+    if (rc != 0) {
+        th_log_error(c, "extensions::jaeger_query::%s", err);
+        return rc;
+    }
     struct th_jaeger_http_cfg hc = {
         .endpoint = cfg->http.endpoint,
         .transport = cfg->http.transport,
@@ -67,18 +113,26 @@ static int jq_start(struct th_component *c, struct th_host *host)
         .response_headers = &cfg->http.response_headers,
         .keep_alive = cfg->http.keep_alives_enabled,
         .metrics = &q->metrics,
+        .ui = q->ui,
+        .tls = cfg->http.tls_enabled ? &cfg->http.tls : NULL,
         .request_timeout_ms = timeout_ms(&cfg->http),
+        .progress_timeout_ms = progress_ms(&cfg->http),
+        .max_connections = cfg->http.max_connections > 0 ? (size_t)cfg->http.max_connections : 0,
         .max_request_body =
             cfg->http.max_request_body_size > 0 ? (size_t)cfg->http.max_request_body_size : 0,
     };
-    char err[512];
+    hc.auth = auth;
     rc = th_jaeger_http_start(&hc, c, &q->http, err, sizeof(err));
     if (rc != 0) {
         th_log_error(c, "extensions::jaeger_query::http: %s", err);
+        th_jaeger_ui_destroy(q->ui);
+        q->ui = NULL;
         return rc;
     }
-    th_log_info(c, "Jaeger query API listening on %s (port %d)%s%s", cfg->http.endpoint,
-                th_jaeger_http_port(q->http), *base ? ", base path " : "", base);
+    th_log_info(c, "Jaeger query API and %s listening on %s (port %d)%s%s",
+                cfg->ui.assets_path && *cfg->ui.assets_path ? "Jaeger UI" : "web UI",
+                cfg->http.endpoint, th_jaeger_http_port(q->http), *base ? ", base path " : "",
+                base);
     return 0;
 }
 
@@ -87,6 +141,8 @@ static int jq_shutdown(struct th_component *c)
     struct th_jaeger_query *q = (struct th_jaeger_query *)c;
     th_jaeger_http_stop(q->http);
     q->http = NULL;
+    th_jaeger_ui_destroy(q->ui); /* after the server: responses point into it */
+    q->ui = NULL;
     return 0;
 }
 
@@ -123,7 +179,8 @@ const struct th_component_ops th_extension_jaeger_query_ops = {
     .kind = TH_KIND_EXTENSION,
     .type = "jaeger_query",
     .stability = TH_STABILITY_ALPHA,
-    .description = "Jaeger query API (v1 /api and api_v3 /api/v3) over a jaeger_storage backend",
+    .description = "Jaeger query API (v1 /api and api_v3 /api/v3) and the web UI over a "
+                   "jaeger_storage backend",
     .config_size = sizeof(struct th_jaeger_query_cfg),
     .config = th_jaeger_query_config,
     .config_check = th_jaeger_query_config_check,

@@ -11,10 +11,13 @@
 #ifndef TH_JAEGER_QUERY_H
 #define TH_JAEGER_QUERY_H
 
+#include "th/auth.h"
 #include "th/component.h"
 #include "th/config.h"
 #include "th/histogram.h"
+#include "th/tls.h"
 #include "ui-api/jaeger/jaeger_api.h"
+#include "ui-api/jaeger/jaeger_ui.h"
 
 /** The default HTTP endpoint (Jaeger's, on localhost as the Collector's servers are). */
 #define TH_JAEGER_QUERY_DEFAULT_ENDPOINT "localhost:16686"
@@ -38,25 +41,29 @@ struct th_jaeger_query_http_cfg {
     const char *endpoint;  /**< host:port; ":port" for every interface */
     const char *transport; /**< tcp, tcp4 or tcp6 */
     struct th_jaeger_query_cors_cfg cors;
-    const th_node_t *tls;  /**< accepted but refused by config_check: TLS is not served yet */
-    const th_node_t *auth; /**< likewise */
+    bool tls_enabled;                    /**< `tls:` present: HTTPS (th/tls.h) */
+    struct th_tls_server_cfg tls;        /**< configtls server keys */
+    bool auth_enabled;                   /**< `auth:` present: every request authenticated */
+    struct th_auth_cfg auth;             /**< confighttp's auth (th/auth.h) */
     int64_t max_request_body_size;       /**< bytes; <= 0 means 20 MiB */
     bool include_metadata;               /**< accepted; no effect */
     th_strmap_t response_headers;        /**< added to every response */
     th_strlist_t compression_algorithms; /**< accepted; responses are not compressed */
-    int64_t read_timeout;                /**< ns; accepted; no effect */
-    int64_t read_header_timeout;         /**< ns; bounds reading a request (0: 60s) */
+    int64_t read_timeout;                /**< ns; with read_header_timeout, the larger bounds a
+                                              request (and keep-alive idleness) */
+    int64_t read_header_timeout;         /**< ns; see read_timeout */
     int64_t write_timeout;               /**< ns; accepted; no effect (h2o 2.2 has none) */
-    int64_t idle_timeout;                /**< ns; idle keep-alive connections (0: 60s) */
+    int64_t idle_timeout;                /**< ns; used only when both read timeouts are 0 */
     bool keep_alives_enabled;
+    int64_t max_connections;      /**< Tracehouse key; 0: th_conn_limit_default() */
     const th_node_t *middlewares; /**< accepted when empty */
 };
 
-/** `ui`: the UI is served by a later component; the keys are accepted. */
+/** `ui`: the built-in UI, or Jaeger UI assets (jaeger_ui.h). */
 struct th_jaeger_query_ui_cfg {
-    const char *config_file;
-    const char *assets_path;
-    bool log_access;
+    const char *config_file; /**< Jaeger UI config, .json or .js (with assets_path only) */
+    const char *assets_path; /**< a Jaeger UI build served instead of the built-in UI */
+    bool log_access;         /**< log every UI request */
 };
 
 /** extensions::jaeger_query. */
@@ -76,7 +83,7 @@ struct th_jaeger_query_cfg {
 extern const struct th_cfg_field th_jaeger_query_config[];
 
 /**
- * The cross-field rules of the config: storage::traces must name a backend; TLS, auth and
+ * The cross-field rules of the config: storage::traces must name a backend; TLS and
  * multi-tenancy are refused (not served yet); transport must be tcp/tcp4/tcp6; base_path must
  * start with '/'; middlewares must be empty.
  * @param[out] err a static message naming the key (the collector prefixes the path).
@@ -159,9 +166,17 @@ struct th_jaeger_http_cfg {
     int64_t cors_max_age_s;
     const th_strmap_t *response_headers; /**< may be NULL */
     bool keep_alive;
-    uint64_t request_timeout_ms;             /**< reading a request, and idle keep-alive; 0: 60s */
-    size_t max_request_body;                 /**< 0: 20 MiB */
+    uint64_t request_timeout_ms;  /**< reading a request, and idle keep-alive; 0: 60s */
+    size_t max_request_body;      /**< 0: 20 MiB */
+    uint64_t progress_timeout_ms; /**< a connection with no request in flight that completed
+                                       none for this long is closed (HTTP/2 trickled headers);
+                                       0: request_timeout_ms */
+    size_t max_connections;       /**< 0: th_conn_limit_default() */
     struct th_jaeger_query_metrics *metrics; /**< counted per request; may be NULL */
+    const struct th_tls_server_cfg *tls;     /**< HTTPS when not NULL (checked, copied at start) */
+    th_auth_t auth; /**< every request (API, UI files and pages) is authenticated unless zero;
+                         CORS preflights pass, as browsers send them without credentials */
+    const th_jaeger_ui_t *ui; /**< the web UI under base_path; NULL: API only (not owned) */
 };
 
 /**

@@ -2,8 +2,9 @@
  * Configuration of the jaeger_query extension: the field table for Jaeger v2's
  * `extensions.jaeger_query` (storage, http with the Collector's HTTP server keys, grpc,
  * base_path, ui, max_clock_skew_adjust) and the rules across fields. Keys Tracehouse does not
- * act on yet are accepted so Jaeger configs load; the ones that would change security (tls,
- * auth, multi-tenancy) are refused rather than silently ignored.
+ * act on yet are accepted so Jaeger configs load; the ones that would change security
+ * (multi-tenancy) are refused rather than silently ignored. `auth` is confighttp's
+ * (th/auth.h); `tls` is the shared configtls server block (th/tls.h).
  */
 #include <math.h>
 #include <stddef.h>
@@ -72,13 +73,18 @@ static const struct th_cfg_field http_table[] = {
      .sub = cors_table,
      .desc = "Cross-origin resource sharing for browser clients"},
     {.name = "tls",
-     .type = TH_CFG_NODE,
+     .type = TH_CFG_OPTIONAL,
      .offset = HTTP(tls),
-     .desc = "TLS server settings (not supported yet: a config with tls is refused)"},
+     .aux = HTTP(tls_enabled),
+     .sub = th_tls_server_config_fields,
+     .desc = "TLS for the query API (HTTPS with HTTP/2 by ALPN); absent: plaintext"},
     {.name = "auth",
-     .type = TH_CFG_NODE,
+     .type = TH_CFG_OPTIONAL,
      .offset = HTTP(auth),
-     .desc = "Server authentication (not supported yet: a config with auth is refused)"},
+     .aux = HTTP(auth_enabled),
+     .sub = th_auth_cfg_fields,
+     .desc = "Server authentication: an authenticator extension (basicauth, bearertokenauth) "
+             "checks every request, API and UI (401 with WWW-Authenticate otherwise)"},
     {.name = "max_request_body_size",
      .type = TH_CFG_SIZE,
      .def = "20MiB",
@@ -104,8 +110,8 @@ static const struct th_cfg_field http_table[] = {
      .offset = HTTP(read_timeout),
      .min = 0,
      .max = INFINITY,
-     .flags = TH_CFG_F_NOOP,
-     .desc = "Time to read a whole request (accepted; read_header_timeout bounds it)"},
+     .desc = "Time to read a whole request; the larger of this and read_header_timeout "
+             "bounds reading a request (one timer in h2o 2.2)"},
     {.name = "read_header_timeout",
      .type = TH_CFG_DURATION,
      .def = "1m",
@@ -127,12 +133,22 @@ static const struct th_cfg_field http_table[] = {
      .offset = HTTP(idle_timeout),
      .min = 0,
      .max = INFINITY,
-     .desc = "How long an idle keep-alive connection is kept (0: 1m)"},
+     .desc = "How long an idle keep-alive connection is kept when neither read timeout is "
+             "set; otherwise the request bound applies to idle connections too"},
     {.name = "keep_alives_enabled",
      .type = TH_CFG_BOOL,
      .def = "true",
      .offset = HTTP(keep_alives_enabled),
      .desc = "Keep HTTP/1.1 connections open between requests"},
+    {.name = "max_connections",
+     .type = TH_CFG_INT,
+     .def = "0",
+     .offset = HTTP(max_connections),
+     .min = 0,
+     .max = 1048576,
+     .desc = "Tracehouse key, not in the Collector or Jaeger: most connections kept open at "
+             "once; more are accepted and closed at once (0: a quarter of the open files "
+             "limit, within 64..65536)"},
     {.name = "middlewares",
      .type = TH_CFG_NODE,
      .offset = HTTP(middlewares),
@@ -144,18 +160,18 @@ static const struct th_cfg_field ui_table[] = {
     {.name = "config_file",
      .type = TH_CFG_STRING,
      .offset = offsetof(struct th_jaeger_query_ui_cfg, config_file),
-     .flags = TH_CFG_F_NOOP,
-     .desc = "Jaeger UI configuration file, .json or .js (accepted; the UI is served later)"},
+     .desc = "Jaeger UI configuration injected into its index.html: a .json file (an object, "
+             "JAEGER_CONFIG) or a .js file defining function UIConfig(); read at start; only "
+             "with assets_path"},
     {.name = "assets_path",
      .type = TH_CFG_STRING,
      .offset = offsetof(struct th_jaeger_query_ui_cfg, assets_path),
-     .flags = TH_CFG_F_NOOP,
-     .desc = "Directory of Jaeger UI assets to serve (accepted; the UI is served later)"},
+     .desc = "Directory of a Jaeger UI build (index.html, static/) served instead of the "
+             "built-in UI; read at start (at most 128 MiB, 4096 files)"},
     {.name = "log_access",
      .type = TH_CFG_BOOL,
      .offset = offsetof(struct th_jaeger_query_ui_cfg, log_access),
-     .flags = TH_CFG_F_NOOP,
-     .desc = "Log every static asset request (accepted; no effect yet)"},
+     .desc = "Log every request the UI answers (pages and static assets)"},
     {.name = NULL},
 };
 
@@ -184,7 +200,7 @@ const struct th_cfg_field th_jaeger_query_config[] = {
      .type = TH_CFG_SECTION,
      .offset = CFG(ui),
      .sub = ui_table,
-     .desc = "The Jaeger UI (accepted; the UI is served by a later version)"},
+     .desc = "The web UI on the query endpoint: built in, or Jaeger UI assets"},
     {.name = "max_clock_skew_adjust",
      .type = TH_CFG_DURATION,
      .def = "0s",
@@ -209,17 +225,6 @@ const struct th_cfg_field th_jaeger_query_config[] = {
     {.name = NULL},
 };
 
-/* A section is asked for when it is present at all, unless it says `enabled: false` (the
- * Collector's optional sections: `tls:` alone turns TLS on). */
-static bool node_enabled(const th_node_t *n)
-{
-    if (!n) {
-        return false;
-    }
-    const th_node_t *en = th_node_get(n, "enabled");
-    return !(en && en->kind == TH_NODE_SCALAR && !strcmp(en->text, "false"));
-}
-
 int th_jaeger_query_config_check(const void *p, const char **err)
 {
     const struct th_jaeger_query_cfg *cfg = p;
@@ -229,12 +234,8 @@ int th_jaeger_query_config_check(const void *p, const char **err)
                "backend)";
         return TH_ECONFIG;
     }
-    if (node_enabled(cfg->http.tls)) {
-        *err = "http::tls: TLS is not supported yet; terminate TLS in front of Tracehouse";
-        return TH_ECONFIG;
-    }
-    if (node_enabled(cfg->http.auth)) {
-        *err = "http::auth: server authentication is not supported yet";
+    if (cfg->http.tls_enabled &&
+        th_tls_server_cfg_check_static(&cfg->http.tls, "http::tls", err) != 0) {
         return TH_ECONFIG;
     }
     if (cfg->http.transport && !strcmp(cfg->http.transport, "unix")) {

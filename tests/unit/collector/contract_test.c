@@ -104,6 +104,13 @@ static void *component_cfg(const struct th_component_ops *o, th_arena_t *a)
     } else if (o->kind == TH_KIND_EXPORTER && !strcmp(o->type, "prometheus")) {
         /* an endpoint is required (the Collector has no default); any free port */
         snprintf(yaml, sizeof(yaml), "endpoint: 127.0.0.1:0\n");
+    } else if (o->kind == TH_KIND_EXTENSION && !strcmp(o->type, "bearertokenauth")) {
+        /* a token (or a file) is required, as in the Collector */
+        snprintf(yaml, sizeof(yaml), "token: contract-token\n");
+    } else if (o->kind == TH_KIND_EXTENSION && !strcmp(o->type, "basicauth")) {
+        /* htpasswd or client_auth is required, as in the Collector ({SHA} of "pw") */
+        snprintf(yaml, sizeof(yaml),
+                 "htpasswd: {inline: \"u:{SHA}GpHWL3ymc5liWkNopqtdSjuqYHM=\"}\n");
     } else if (o->kind == TH_KIND_EXTENSION && !strcmp(o->type, "file_storage")) {
         /* the default directory (the Collector's /var/lib/otelcol/file_storage) must exist */
         snprintf(yaml, sizeof(yaml), "directory: %s\n", tmpdir);

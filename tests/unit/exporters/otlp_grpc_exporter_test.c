@@ -1611,7 +1611,9 @@ static void test_config(void **state)
         {"endpoint: h:1\ntls: {cert_file: /x}\n", "key"},
         {"endpoint: h:1\nheaders: {grpc-foo: x}\n", "reserved"},
         {"endpoint: h:1\nheaders: {\"bad name\": x}\n", "header name"},
-        {"endpoint: h:1\nauth: {authenticator: oauth2client}\n", "auth"},
+        /* auth::authenticator is resolved at start; only its shape is checked here */
+        {"endpoint: h:1\nauth: {authenticator: \"\"}\n", "auth::authenticator"},
+        {"endpoint: h:1\nauth: {authenticator: x, other: y}\n", "auth: unknown key"},
         {"endpoint: h:1\nbalancer_name: ring\n", "balancer_name"},
         {"endpoint: h:1\nbogus: 1\n", "bogus"},
         {"endpoint: h:1\nretry_on_failure: {max_elapsed_time: 1s}\n", "max_elapsed_time"},

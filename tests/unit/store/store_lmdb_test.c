@@ -9,7 +9,10 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <msgpack.h>
@@ -1211,6 +1214,48 @@ static void test_reopen_keeps_everything(void **state)
     assert_non_null(strstr(err, file));
 }
 
+/* A page of the closed file overwritten with garbage: the full check at start refuses the
+ * store, names the file and the way out, and leaves the file untouched. */
+static void test_damaged_page_at_start(void **state)
+{
+    struct fx *f = *state;
+    search_data(f);
+    th_store_close(f->st);
+    f->st = NULL;
+    char file[300];
+    snprintf(file, sizeof(file), "%s/data.mdb", f->dir);
+    struct stat sb;
+    assert_int_equal(stat(file, &sb), 0);
+    assert_true(sb.st_size >= 4 * 4096);
+    /* every page after the two meta pages: a B-tree root is among them */
+    int fd = open(file, O_WRONLY);
+    assert_true(fd >= 0);
+    uint8_t junk[4096];
+    memset(junk, 0xa5, sizeof(junk));
+    for (off_t off = 2 * 4096; off + 4096 <= sb.st_size; off += 4096) {
+        assert_int_equal(pwrite(fd, junk, sizeof(junk), off), (ssize_t)sizeof(junk));
+    }
+    close(fd);
+    assert_int_equal(stat(file, &sb), 0);
+    char err[1024] = "";
+    struct th_store_cfg cfg = {.path = f->dir, .ttl_ns = 72 * 3600 * TU_S};
+    th_store_t *st = NULL;
+    assert_int_equal(th_store_open(&th_store_lmdb_ops, &cfg, &st, err, sizeof(err)), TH_EIO);
+    assert_non_null(strstr(err, file));
+    assert_non_null(strstr(err, "damaged"));
+    assert_non_null(strstr(err, ".damaged")); /* the way out: move it aside */
+    /* refused before anything was written: the file is exactly as it was left */
+    struct stat after;
+    assert_int_equal(stat(file, &after), 0);
+    assert_int_equal(after.st_size, sb.st_size);
+    assert_int_equal(after.st_mtim.tv_sec, sb.st_mtim.tv_sec);
+    assert_int_equal(after.st_mtim.tv_nsec, sb.st_mtim.tv_nsec);
+    assert_int_equal(open_store(f, NULL), TH_EIO);
+    f->st = NULL;
+    tu_rmdir(f->dir);
+    assert_int_equal(open_store(f, NULL), 0); /* teardown closes it */
+}
+
 /* Overwrite a stored value with garbage through LMDB, as a damaged disk would. */
 static void damage(struct fx *f, MDB_dbi dbi, const void *key, size_t kl, const void *junk,
                    size_t jl)
@@ -1348,6 +1393,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_page_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crashed_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_writes, setup, teardown),
     };

@@ -1076,10 +1076,9 @@ static void test_config(void **state)
         const char *yaml;
         const char *why;
     } refused[] = {
-        {"storage: {traces: s}\nhttp: {tls: {cert_file: c, key_file: k}}\n",
-         "http::tls: TLS is not supported yet; terminate TLS in front of Tracehouse"},
-        {"storage: {traces: s}\nhttp: {auth: {authenticator: basicauth}}\n",
-         "http::auth: server authentication is not supported yet"},
+        {"storage: {traces: s}\nhttp: {tls: {cert_file: c}}\n",
+         "http::tls: a TLS server needs a certificate and its private key: set key_file (or "
+         "key_pem) (or remove the tls block to serve plaintext)"},
         {"storage: {traces: s}\nhttp: {transport: unix}\n",
          "http::transport: unix sockets are not supported yet (use tcp, tcp4 or tcp6)"},
         {"storage: {traces: s}\nbase_path: jaeger\n", "base_path: must start with \"/\""},

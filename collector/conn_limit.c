@@ -1,0 +1,193 @@
+/*
+ * Connection limits shared by every server: the default per-endpoint cap derived from the
+ * open files limit, the counter that keeps refusal lines to one every ten seconds, so a
+ * connection flood cannot turn into a log flood, and the progress deadline's bookkeeping
+ * (which connection a request arrived on, and the sweep that shuts down stalled ones).
+ */
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <h2o.h>
+
+#include "th/common.h"
+#include "th/conn_limit.h"
+
+size_t th_conn_limit_default(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) {
+        return TH_CONN_LIMIT_MAX;
+    }
+    rlim_t q = rl.rlim_cur / 4;
+    if (q < TH_CONN_LIMIT_MIN) {
+        return TH_CONN_LIMIT_MIN;
+    }
+    return q > TH_CONN_LIMIT_MAX ? TH_CONN_LIMIT_MAX : (size_t)q;
+}
+
+bool th_conn_refusal_note(struct th_conn_refusals *r, uint64_t *count)
+{
+    uint64_t now = th_now_mono_ns();
+    r->pending++;
+    if (r->last_log_ns != 0 && now - r->last_log_ns < TH_CONN_REFUSAL_LOG_NS) {
+        return false;
+    }
+    r->last_log_ns = now;
+    *count = r->pending;
+    r->pending = 0;
+    return true;
+}
+
+void th_conn_watch_init(struct th_conn_watch *w, uint64_t bound_ns)
+{
+    memset(w, 0, sizeof(*w));
+    w->bound_ns = bound_ns;
+}
+
+void th_conn_watch_free(struct th_conn_watch *w)
+{
+    th_free(w->by_fd);
+    w->by_fd = NULL;
+    w->cap = 0;
+    w->list = NULL;
+}
+
+int th_conn_watch_add(struct th_conn_watch *w, struct th_conn_progress *p, int fd)
+{
+    if (fd < 0) {
+        return TH_EINVAL;
+    }
+    if ((size_t)fd >= w->cap) {
+        /* Descriptors are small and dense: a table indexed by them finds a request's
+         * connection in O(1), with one pointer per descriptor. */
+        size_t cap = w->cap ? w->cap : 256;
+        while (cap <= (size_t)fd) {
+            cap *= 2;
+        }
+        struct th_conn_progress **t = th_realloc(w->by_fd, cap * sizeof(*t));
+        if (!t) {
+            return TH_ENOMEM;
+        }
+        memset(t + w->cap, 0, (cap - w->cap) * sizeof(*t));
+        w->by_fd = t;
+        w->cap = cap;
+    }
+    memset(p, 0, sizeof(*p));
+    p->fd = fd;
+    p->last_ns = th_now_mono_ns();
+    w->by_fd[fd] = p;
+    p->next = w->list;
+    if (w->list) {
+        w->list->prev = p;
+    }
+    w->list = p;
+    return 0;
+}
+
+void th_conn_watch_remove(struct th_conn_watch *w, struct th_conn_progress *p)
+{
+    /* The descriptor may already belong to a newer connection (it was closed before this
+     * callback ran): clear the slot only when it is still ours. */
+    if (p->fd >= 0 && (size_t)p->fd < w->cap && w->by_fd[p->fd] == p) {
+        w->by_fd[p->fd] = NULL;
+    }
+    for (struct th_conn_req *r = p->reqs; r; r = r->next) {
+        r->conn = NULL;
+    }
+    p->reqs = NULL;
+    if (p->prev) {
+        p->prev->next = p->next;
+    } else if (w->list == p) {
+        w->list = p->next;
+    }
+    if (p->next) {
+        p->next->prev = p->prev;
+    }
+    p->prev = p->next = NULL;
+    p->fd = -1;
+}
+
+struct th_conn_progress *th_conn_watch_find(const struct th_conn_watch *w, int fd)
+{
+    return fd >= 0 && (size_t)fd < w->cap ? w->by_fd[fd] : NULL;
+}
+
+void th_conn_req_begin(struct th_conn_req *r, struct th_conn_progress *p)
+{
+    r->conn = p;
+    r->prev = NULL;
+    r->next = NULL;
+    if (!p) {
+        return;
+    }
+    r->next = p->reqs;
+    if (p->reqs) {
+        p->reqs->prev = r;
+    }
+    p->reqs = r;
+    p->in_flight++;
+    p->last_ns = th_now_mono_ns();
+}
+
+void th_conn_req_end(struct th_conn_req *r)
+{
+    struct th_conn_progress *p = r->conn;
+    if (!p) {
+        return;
+    }
+    if (r->prev) {
+        r->prev->next = r->next;
+    } else {
+        p->reqs = r->next;
+    }
+    if (r->next) {
+        r->next->prev = r->prev;
+    }
+    r->conn = NULL;
+    p->in_flight--;
+    p->last_ns = th_now_mono_ns();
+}
+
+bool th_conn_watch_sweep(struct th_conn_watch *w, uint64_t now_ns, uint64_t *log_count)
+{
+    bool log = false;
+    for (struct th_conn_progress *p = w->list; p; p = p->next) {
+        if (p->cut || p->in_flight > 0 || now_ns - p->last_ns < w->bound_ns) {
+            continue;
+        }
+        p->cut = true;
+        shutdown(p->fd, SHUT_RDWR);
+        uint64_t n;
+        if (th_conn_refusal_note(&w->cuts, &n)) {
+            *log_count = n;
+            log = true;
+        }
+    }
+    return log;
+}
+
+uint64_t th_conn_watch_period_ms(const struct th_conn_watch *w)
+{
+    uint64_t ms = w->bound_ns / 8 / 1000000;
+    return ms < 100 ? 100 : ms > 1000 ? 1000 : ms;
+}
+
+/* h2o releases the request's pool when its answer is done (HTTP/1.1: before the next
+ * request; HTTP/2: when the stream closes): the end of the request for the deadline. */
+static void on_track_dispose(void *mem)
+{
+    th_conn_req_end(mem);
+}
+
+void th_conn_watch_track_h2o(struct th_conn_watch *w, h2o_req_t *req)
+{
+    h2o_socket_t *sock =
+        req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    struct th_conn_progress *p = sock ? th_conn_watch_find(w, h2o_socket_get_fd(sock)) : NULL;
+    if (!p) {
+        return;
+    }
+    struct th_conn_req *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_track_dispose);
+    th_conn_req_begin(r, p);
+}
