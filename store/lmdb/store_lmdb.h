@@ -174,7 +174,8 @@ void th__lmdb_note_err(struct th_lmdb *s, int rc);
 /**
  * Check an existing store file before the store opens it for writing: read-only, its header
  * pages, its size against its last page, and with @p full every key of every database in
- * order (faults LMDB would take for a crash are caught). A missing or empty data.mdb passes (a new store).
+ * order (faults LMDB would take for a crash are caught). A missing or empty data.mdb passes (a new
+ * store).
  * @param[out] err on failure, one line naming the file, what is wrong and what to do.
  * @return 0, or TH_EIO (damaged or unreadable: the store must not be opened).
  * @note Writes nothing. After a caught fault the read-only handle is leaked on purpose.

@@ -1358,9 +1358,9 @@ static void test_config_table(void **state)
     assert_int_equal(decode_cfg("endpoint: http://h\nauth: {authenticator: basicauth}\n", a, &cfg,
                                 err, sizeof(err)),
                      0);
-    assert_int_equal(decode_cfg("endpoint: http://h\nauth: [basicauth]\n", a, &cfg, err,
-                                sizeof(err)),
-                     TH_ECONFIG);
+    assert_int_equal(
+        decode_cfg("endpoint: http://h\nauth: [basicauth]\n", a, &cfg, err, sizeof(err)),
+        TH_ECONFIG);
     assert_non_null(strstr(err, "authenticator"));
     assert_int_equal(decode_cfg("endpoint: http://h\nnope: 1\n", a, &cfg, err, sizeof(err)),
                      TH_ECONFIG);
