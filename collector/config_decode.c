@@ -1054,11 +1054,13 @@ static int decode_map(struct dctx *d, const struct th_cfg_field *table, const th
                 return ret;
             }
             if (f->flags & TH_CFG_F_NOOP) {
+                const char *why = (f->flags & TH_CFG_F_NOT_HERE)
+                                      ? "accepted for compatibility; it does not apply here"
+                                      : "accepted for compatibility, but has no effect yet";
                 if (path && *path) {
-                    th_log_warn(NULL, "%s::%s: accepted for compatibility, but has no effect yet",
-                                path, key);
+                    th_log_warn(NULL, "%s::%s: %s", path, key, why);
                 } else {
-                    th_log_warn(NULL, "%s: accepted for compatibility, but has no effect yet", key);
+                    th_log_warn(NULL, "%s: %s", key, why);
                 }
             }
         }

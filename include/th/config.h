@@ -77,6 +77,9 @@ enum th_cfg_type {
 /** The key is accepted for compatibility and has no effect yet: it is still decoded and
  *  checked (when its type allows), and th_cfg_decode logs one warning saying so. */
 #define TH_CFG_F_NOOP 0x8u
+/** With TH_CFG_F_NOOP: the key never applies where it is (a client-side key in a server's
+ *  block, say), so the warning says that instead of "yet". */
+#define TH_CFG_F_NOT_HERE 0x10u
 
 typedef struct th_strlist {
     const char **v;

@@ -284,6 +284,27 @@ static void test_table(void **state)
         th_cfg_decode(th_tls_server_config_fields, n, &c, a, "r::tls", err, sizeof(err)),
         TH_ECONFIG);
     assert_null(strstr(err, "SECRETKEYTEXT"));
+    /* ca_file never applies to a server: the warning says so, not "no effect yet" */
+    yaml = "ca_file: /ca.pem\n";
+    assert_int_equal(th_yaml_parse(yaml, strlen(yaml), "t", a, &n, err, sizeof(err)), 0);
+    FILE *cap = tmpfile();
+    assert_non_null(cap);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(cap), 2);
+    int rc = th_cfg_decode(th_tls_server_config_fields, n, &c, a, "r::tls", err, sizeof(err));
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    assert_int_equal(rc, 0);
+    char logged[1024] = "";
+    rewind(cap);
+    size_t got = fread(logged, 1, sizeof(logged) - 1, cap);
+    logged[got] = '\0';
+    fclose(cap);
+    assert_non_null(strstr(logged, "r::tls::ca_file"));
+    assert_non_null(strstr(logged, "does not apply here"));
+    assert_null(strstr(logged, "yet"));
     th_arena_destroy(a);
 }
 
