@@ -24,25 +24,11 @@
 
 #include "th/http_server.h"
 #include "th/tls.h"
-
-static char dir[64];
+#include "tls_test_certs.h"
 
 static void path_of(char *out, size_t cap, const char *name)
 {
     snprintf(out, cap, "%s/%s", dir, name);
-}
-
-/* One openssl invocation; the test fails when it does. */
-static void sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    char full[2200];
-    snprintf(full, sizeof(full), "cd %s && (%s) >/dev/null 2>&1", dir, cmd);
-    assert_int_equal(system(full), 0);
 }
 
 /* A CA, two server certificates for localhost (different keys), a client certificate, and a
@@ -50,37 +36,21 @@ static void sh(const char *fmt, ...)
 static int make_certs(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/th-tls-XXXXXX");
-    if (!mkdtemp(dir)) {
+    if (tls_certs_dir("/tmp/th-tls-XXXXXX") != 0) {
         return -1;
     }
-    sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext");
-    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
-    sh("openssl req -x509 %s -keyout ca.key -out ca.pem -days 2 -subj /CN=th-test-ca", ec);
-    sh("openssl req -x509 %s -keyout ca2.key -out ca2.pem -days 2 -subj /CN=other-ca", ec);
-    const char *names[] = {"server", "server2", "client", "client2"};
-    for (int i = 0; i < 4; i++) {
-        const char *ca = i == 3 ? "ca2" : "ca";
-        sh("openssl req %s -keyout %s.key -out %s.csr -subj /CN=%s", ec, names[i], names[i],
-           names[i]);
-        sh("openssl x509 -req -in %s.csr -CA %s.pem -CAkey %s.key -CAcreateserial -out %s.pem "
-           "-days 2 %s",
-           names[i], ca, ca, names[i], i < 2 ? "-extfile san.ext" : "");
-    }
+    tls_make_ca("ca", "th-test-ca");
+    tls_make_ca("ca2", "other-ca");
+    tls_issue("server", "server", "ca", true);
+    tls_issue("server2", "server2", "ca", true);
+    tls_issue("client", "client", "ca", false);
+    tls_issue("client2", "client2", "ca2", false);
     sh("printf 'not a certificate\\n' > garbage.pem");
     /* The RSA suites need an RSA certificate. */
     sh("openssl req -newkey rsa:2048 -nodes -keyout rsa.key -out rsa.csr -subj /CN=localhost");
     sh("openssl x509 -req -in rsa.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out rsa.pem "
        "-days 2 -extfile san.ext");
     return 0;
-}
-
-static int remove_certs(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 /* A config with the files of one server certificate (paths in static storage per slot). */

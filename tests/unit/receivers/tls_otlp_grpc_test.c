@@ -23,43 +23,18 @@
 #include "th/tls.h"
 #include "receivers/otlp/otlp_grpc.h"
 #include "receivers/otlp/otlp_grpc_tls.h"
-
-static char dir[64];
-
-static void sh(const char *cmd)
-{
-    char full[1024];
-    snprintf(full, sizeof(full), "cd %s && (%s) >/dev/null 2>&1", dir, cmd);
-    assert_int_equal(system(full), 0);
-}
+#include "../collector/tls_test_certs.h"
 
 static int make_certs(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/th-gtls-XXXXXX");
-    if (!mkdtemp(dir)) {
+    if (tls_certs_dir("/tmp/th-gtls-XXXXXX") != 0) {
         return -1;
     }
-    sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext");
-    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
-       "-out ca.pem -days 2 -subj /CN=ca");
-    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key "
-       "-out server.csr -subj /CN=localhost");
-    sh("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out "
-       "server.pem -days 2 -extfile san.ext");
-    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key "
-       "-out client.csr -subj /CN=client");
-    sh("openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out "
-       "client.pem -days 2");
+    tls_make_ca("ca", "ca");
+    tls_issue("server", "localhost", "ca", true);
+    tls_issue("client", "client", "ca", false);
     return 0;
-}
-
-static int remove_certs(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 static char files[4][128];
