@@ -257,6 +257,10 @@ export class Tracehouse {
       }
       throw err;
     }
+    // The exporter may be in the middle of writing a record while this reads: a last line
+    // without its newline is not whole yet, and is left for the next read.
+    const end = text.lastIndexOf('\n');
+    text = end < 0 ? '' : text.slice(0, end + 1);
     return text.split('\n').filter((l) => l.length > 0).map((l, i) => {
       try {
         return JSON.parse(l);
