@@ -127,7 +127,7 @@ void th_conn_req_begin(struct th_conn_req *r, struct th_conn_progress *p)
     }
     p->reqs = r;
     p->in_flight++;
-    p->last_ns = th_now_mono_ns();
+    p->last_ns = r->begin_ns = th_now_mono_ns();
 }
 
 void th_conn_req_end(struct th_conn_req *r)
@@ -149,19 +149,53 @@ void th_conn_req_end(struct th_conn_req *r)
     p->last_ns = th_now_mono_ns();
 }
 
+/* Shut @p p down (both ways: the HTTP library sees EOF or a write error and closes it through
+ * its own path) and count it in @p counter. @return true when a line is due; *log_count then
+ * holds the count since the last one. */
+static bool cut_conn(struct th_conn_progress *p, struct th_conn_refusals *counter,
+                     uint64_t *log_count)
+{
+    p->cut = true;
+    shutdown(p->fd, SHUT_RDWR);
+    uint64_t n;
+    if (!th_conn_refusal_note(counter, &n)) {
+        return false;
+    }
+    *log_count = n;
+    return true;
+}
+
 bool th_conn_watch_sweep(struct th_conn_watch *w, uint64_t now_ns, uint64_t *log_count)
 {
     bool log = false;
     for (struct th_conn_progress *p = w->list; p; p = p->next) {
-        if (p->cut || p->in_flight > 0 || now_ns - p->last_ns < w->bound_ns) {
-            continue;
+        if (!p->cut && p->in_flight == 0 && now_ns - p->last_ns >= w->bound_ns) {
+            log |= cut_conn(p, &w->cuts, log_count);
         }
-        p->cut = true;
-        shutdown(p->fd, SHUT_RDWR);
-        uint64_t n;
-        if (th_conn_refusal_note(&w->cuts, &n)) {
-            *log_count = n;
-            log = true;
+    }
+    return log;
+}
+
+/* @return whether a request of @p p has been in flight for @p bound_ns or longer. */
+static bool late_answer(const struct th_conn_progress *p, uint64_t now_ns, uint64_t bound_ns)
+{
+    for (const struct th_conn_req *r = p->reqs; r; r = r->next) {
+        if (now_ns - r->begin_ns >= bound_ns) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool th_conn_watch_sweep_writes(struct th_conn_watch *w, uint64_t now_ns, uint64_t *log_count)
+{
+    bool log = false;
+    if (w->write_bound_ns == 0) {
+        return false;
+    }
+    for (struct th_conn_progress *p = w->list; p; p = p->next) {
+        if (!p->cut && p->in_flight > 0 && late_answer(p, now_ns, w->write_bound_ns)) {
+            log |= cut_conn(p, &w->wcuts, log_count);
         }
     }
     return log;

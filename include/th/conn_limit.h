@@ -67,6 +67,7 @@ struct th_conn_progress {
 struct th_conn_req {
     struct th_conn_progress *conn; /**< NULL once the connection is gone */
     struct th_conn_req *prev, *next;
+    uint64_t begin_ns; /**< when it reached its handler (the write timeout's start) */
 };
 
 /** A server's connections, found by descriptor. Owned by one thread (its loop). */
@@ -75,7 +76,9 @@ struct th_conn_watch {
     size_t cap;
     struct th_conn_progress *list;
     uint64_t bound_ns;
-    struct th_conn_refusals cuts; /**< rate-limits the sweep's log line */
+    uint64_t write_bound_ns; /**< the write timeout; 0: none (see th_conn_watch_sweep_writes) */
+    struct th_conn_refusals cuts;  /**< rate-limits the sweep's log line */
+    struct th_conn_refusals wcuts; /**< the same for the write timeout's line */
 };
 
 /**
@@ -126,6 +129,19 @@ void th_conn_watch_track_h2o(struct th_conn_watch *w, struct st_h2o_req_t *req);
  *         TH_CONN_REFUSAL_LOG_NS).
  */
 bool th_conn_watch_sweep(struct th_conn_watch *w, uint64_t now_ns, uint64_t *log_count);
+
+/**
+ * The write timeout (the Collector's `write_timeout`, counted as Go's server counts it: from the
+ * moment a request is read until its answer is written). h2o 2.2 has no write timer, and its
+ * idle timers do not run while an answer is being written, so a client that asks for a large
+ * answer and never reads it would hold the connection and the answer's memory for ever. Shut
+ * down (as th_conn_watch_sweep does) every connection with a request in flight for longer than
+ * w->write_bound_ns; does nothing when that is 0.
+ * @param[out] log_count when this returns true: connections cut since the last such line.
+ * @return true when the caller should log a line now (at most once every
+ *         TH_CONN_REFUSAL_LOG_NS).
+ */
+bool th_conn_watch_sweep_writes(struct th_conn_watch *w, uint64_t now_ns, uint64_t *log_count);
 
 /** @return how often to sweep, in ms: an eighth of the bound, within [100 ms, 1 s]. */
 uint64_t th_conn_watch_period_ms(const struct th_conn_watch *w);

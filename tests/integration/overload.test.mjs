@@ -12,6 +12,9 @@
 //    read_timeout) on OTLP/HTTP and the query API (30 s on the health check), while
 //    keep-alive HTTP/1.1 and h2c clients and slow uploads are not; `max_connections: 20`
 //    keeps exactly 20 connections on each endpoint.
+// 2c. The write timeout: a client that pipelines requests for a 9 MB trace and never reads
+//    the answers is cut off by the query API's write_timeout, and its descriptor freed; a
+//    keep-alive client idle past it between requests is not.
 // 3. A flood above what the store can take, behind a memory_limiter: Tracehouse sheds with
 //    503 + Retry-After (HTTP) and UNAVAILABLE (gRPC), its anonymous memory stays under a
 //    bound derived from limit_mib, queries and the health check keep answering (their
@@ -33,6 +36,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { test } from 'node:test';
 
+import { context as otelContext, trace } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as HttpExporter } from '@opentelemetry/exporter-trace-otlp-proto';
@@ -750,6 +754,104 @@ test('max_connections: 20 keeps exactly 20 per endpoint; refusals name the key',
       await stopFull(th);
     }
   });
+
+/** Read one HTTP/1.1 response with a Content-Length from @p sock; resolves { status, len }. */
+function readResponse(sock) {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const onData = (d) => {
+      buf = Buffer.concat([buf, d]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) {
+        return;
+      }
+      const head = buf.subarray(0, end).toString('latin1');
+      const len = Number(/content-length:\s*(\d+)/i.exec(head)?.[1] ?? NaN);
+      if (buf.length >= end + 4 + len) {
+        sock.off('data', onData);
+        sock.off('close', onClose);
+        resolve({ status: Number(head.split(' ')[1]), len });
+      }
+    };
+    const onClose = () => reject(new Error(`closed after ${buf.length} bytes`));
+    sock.on('data', onData);
+    sock.on('close', onClose);
+  });
+}
+
+test('write_timeout: a client that asks for large answers and never reads them is cut off; ' +
+  'keep-alive clients are not', { timeout: 120_000 }, async () => {
+  const th = await startFull({ query: ', write_timeout: 2s, idle_timeout: 30s' });
+  const held = [];
+  try {
+    // One trace of 2,001 spans with 4 KiB each: about 9 MB of JSON per answer.
+    const provider = new BasicTracerProvider({
+      resource: resourceFromAttributes({ 'service.name': 'bigtrace' }),
+      spanProcessors: [new BatchSpanProcessor(
+        new HttpExporter({ url: `${th.baseUrl}/v1/traces` }), { maxQueueSize: 4096 })],
+    });
+    const tracer = provider.getTracer('overload-it');
+    const blob = 'x'.repeat(4096);
+    const root = tracer.startSpan('root');
+    const ctx = trace.setSpan(otelContext.active(), root);
+    for (let i = 0; i < 2000; i++) {
+      tracer.startSpan(`child-${i}`, { attributes: { blob } }, ctx).end();
+    }
+    root.end();
+    const traceId = root.spanContext().traceId;
+    await provider.forceFlush();
+    await provider.shutdown();
+    await waitStored(th, 'bigtrace', 2001, 30_000);
+    const reqText = `GET /api/traces/${traceId} HTTP/1.1\r\nHost: x\r\n\r\n`;
+
+    // A keep-alive client that reads its answer, then stays idle past write_timeout: kept.
+    const ka = net.connect({ host: '127.0.0.1', port: th.queryPort });
+    held.push(ka);
+    await new Promise((r) => ka.on('connect', r));
+    ka.write(reqText);
+    const first = await readResponse(ka);
+    assert.equal(first.status, 200);
+    assert.ok(first.len > 8_000_000, `answer of ${first.len} bytes`);
+    await sleep(4000);
+    ka.write(reqText);
+    assert.equal((await readResponse(ka)).status, 200, 'an idle keep-alive connection was cut');
+
+    // The slow reader: eight pipelined requests (about 75 MB of answers, far more than the
+    // socket buffers hold), and no reading.
+    const baseFds = fdCount(th.pid);
+    const slow = net.connect({ host: '127.0.0.1', port: th.queryPort });
+    held.push(slow);
+    await new Promise((r) => slow.on('connect', r));
+    slow.pause();
+    slow.write(reqText.repeat(8));
+    const t0 = Date.now();
+    const lines = await logLines(() => th.stderr, /not answered and written within write_timeout/, 1);
+    const cutAfter = Date.now() - t0;
+    assert.equal(lines.length, 1, `no write_timeout line:\n${th.stderr.slice(-2000)}`);
+    assert.match(lines[0], /closed 1 connection\(s\).*write_timeout \(2000 ms/);
+    assert.ok(cutAfter >= 1500 && cutAfter < 7000, `cut off after ${cutAfter} ms (write_timeout 2s)`);
+    // What the kernel had buffered drains, then EOF: far less than the eight answers.
+    let got = 0;
+    const ended = new Promise((r) => { slow.on('close', r); slow.on('error', r); });
+    slow.on('data', (d) => { got += d.length; });
+    slow.resume();
+    await Promise.race([ended, sleep(10_000)]);
+    assert.ok(slow.destroyed || slow.readableEnded, 'the slow reader was not closed');
+    assert.ok(got < 8 * first.len, `read ${got} bytes of ${8 * first.len}`);
+    console.log(`# slow reader cut off after ${cutAfter} ms, having read ${got} of ` +
+      `${8 * first.len} bytes`);
+    for (const deadline = Date.now() + 5000; fdCount(th.pid) > baseFds && Date.now() < deadline;) {
+      await sleep(100);
+    }
+    assert.ok(fdCount(th.pid) <= baseFds, `fds ${fdCount(th.pid)} (baseline ${baseFds})`);
+    // The server still answers, and the keep-alive client is still served.
+    ka.write(reqText);
+    assert.equal((await readResponse(ka)).status, 200);
+  } finally {
+    for (const c of held) c.destroy();
+    await stopFull(th);
+  }
+});
 
 // ---- 3. A flood above capacity -----------------------------------------------------------------
 

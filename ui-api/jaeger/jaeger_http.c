@@ -488,6 +488,14 @@ static void on_sweep(uv_timer_t *t)
                     "larger of idle_timeout and read_header_timeout + read_timeout)",
                     (unsigned long long)cut, (unsigned long long)(s->watch.bound_ns / 1000000));
     }
+    if (th_conn_watch_sweep_writes(&s->watch, th_now_mono_ns(), &cut)) {
+        th_log_warn(s->log_as,
+                    "closed %llu connection(s) since the last such line: a request was not "
+                    "answered and written within write_timeout (%llu ms; a client that does not "
+                    "read its answer, or a query slower than that)",
+                    (unsigned long long)cut,
+                    (unsigned long long)(s->watch.write_bound_ns / 1000000));
+    }
 }
 
 static void on_accept(uv_stream_t *listener, int status)
@@ -764,6 +772,7 @@ int th_jaeger_http_start(const struct th_jaeger_http_cfg *cfg, const struct th_c
     s->globalconf.http1.req_timeout = timeout;
     s->globalconf.http2.idle_timeout = timeout;
     th_conn_watch_init(&s->watch, TH_MAX(cfg->progress_timeout_ms, timeout) * 1000000);
+    s->watch.write_bound_ns = cfg->write_timeout_ms * 1000000;
     h2o_hostconf_t *host =
         h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);

@@ -117,6 +117,9 @@ static int jq_start(struct th_component *c, struct th_host *host)
         .tls = cfg->http.tls_enabled ? &cfg->http.tls : NULL,
         .request_timeout_ms = timeout_ms(&cfg->http),
         .progress_timeout_ms = progress_ms(&cfg->http),
+        .write_timeout_ms = cfg->http.write_timeout > 0
+                                ? TH_MAX((uint64_t)cfg->http.write_timeout / 1000000, 1)
+                                : 0,
         .max_connections = cfg->http.max_connections > 0 ? (size_t)cfg->http.max_connections : 0,
         .max_request_body =
             cfg->http.max_request_body_size > 0 ? (size_t)cfg->http.max_request_body_size : 0,

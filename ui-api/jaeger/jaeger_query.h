@@ -52,7 +52,7 @@ struct th_jaeger_query_http_cfg {
     int64_t read_timeout;                /**< ns; with read_header_timeout, the larger bounds a
                                               request (and keep-alive idleness) */
     int64_t read_header_timeout;         /**< ns; see read_timeout */
-    int64_t write_timeout;               /**< ns; accepted; no effect (h2o 2.2 has none) */
+    int64_t write_timeout;               /**< ns; 0: no limit */
     int64_t idle_timeout;                /**< ns; used only when both read timeouts are 0 */
     bool keep_alives_enabled;
     int64_t max_connections;      /**< Tracehouse key; 0: th_conn_limit_default() */
@@ -172,6 +172,8 @@ struct th_jaeger_http_cfg {
                                        none for this long is closed (HTTP/2 trickled headers);
                                        0: request_timeout_ms */
     size_t max_connections;       /**< 0: th_conn_limit_default() */
+    uint64_t write_timeout_ms;    /**< a connection whose request is not answered and written
+                                       within this is closed; 0: no limit */
     struct th_jaeger_query_metrics *metrics; /**< counted per request; may be NULL */
     const struct th_tls_server_cfg *tls;     /**< HTTPS when not NULL (checked, copied at start) */
     th_auth_t auth; /**< every request (API, UI files and pages) is authenticated unless zero;

@@ -125,8 +125,8 @@ static const struct th_cfg_field http_table[] = {
      .offset = HTTP(write_timeout),
      .min = 0,
      .max = INFINITY,
-     .flags = TH_CFG_F_NOOP,
-     .desc = "Time to write a response (accepted; no effect: the HTTP library has none)"},
+     .desc = "Time from reading a request to having written its answer; a connection past it is "
+             "closed (0: no limit)"},
     {.name = "idle_timeout",
      .type = TH_CFG_DURATION,
      .def = "1m",

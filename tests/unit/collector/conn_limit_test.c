@@ -147,12 +147,55 @@ static void test_watch(void **state)
     }
 }
 
+/* The write timeout: a connection whose request has been in flight past the bound is shut down
+ * (a client that never reads a large answer); one without a request, or whose request is
+ * younger, is left to the progress deadline; a zero bound cuts nothing. */
+static void test_write_timeout(void **state)
+{
+    (void)state;
+    int sv[2][2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv[0]), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv[1]), 0);
+    struct th_conn_watch w;
+    th_conn_watch_init(&w, 60000000000ull); /* a long progress deadline: it plays no part */
+    struct th_conn_progress writing, idle;
+    assert_int_equal(th_conn_watch_add(&w, &writing, sv[0][0]), 0);
+    assert_int_equal(th_conn_watch_add(&w, &idle, sv[1][0]), 0);
+    struct th_conn_req r;
+    th_conn_req_begin(&r, &writing);
+    uint64_t now = th_now_mono_ns();
+    uint64_t cut = 0;
+    /* No bound configured: nothing is cut however late. */
+    assert_false(th_conn_watch_sweep_writes(&w, now + 3600000000000ull, &cut));
+    assert_false(writing.cut);
+    w.write_bound_ns = 2000000000; /* 2 s */
+    assert_false(th_conn_watch_sweep_writes(&w, now + 1000000000, &cut));
+    assert_false(writing.cut);
+    assert_true(th_conn_watch_sweep_writes(&w, now + 3000000000ull, &cut));
+    assert_int_equal(cut, 1);
+    assert_true(writing.cut);
+    assert_false(idle.cut); /* no request in flight: the write timeout does not apply */
+    char c;
+    assert_int_equal(recv(sv[0][1], &c, 1, 0), 0); /* EOF: shut down */
+    /* Already cut: not counted twice. */
+    assert_false(th_conn_watch_sweep_writes(&w, now + 4000000000ull, &cut));
+    th_conn_req_end(&r);
+    th_conn_watch_remove(&w, &writing);
+    th_conn_watch_remove(&w, &idle);
+    th_conn_watch_free(&w);
+    for (int i = 0; i < 2; i++) {
+        close(sv[i][0]);
+        close(sv[i][1]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_otlp_max_connections),
         cmocka_unit_test(test_jaeger_max_connections),
         cmocka_unit_test(test_watch),
+        cmocka_unit_test(test_write_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
