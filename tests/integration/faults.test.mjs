@@ -560,7 +560,9 @@ test('the wall clock steps a day back and an hour forward during ingest: nothing
       const t0 = Date.now();
       const r = await post(th.port, traceBody(id), 5000);
       assert.equal(r.status, 200, r.text);
-      assert.ok(Date.now() - t0 < 2000, `a request took ${Date.now() - t0} ms`);
+      // a wait on the wall clock would hang for the step (an hour or a day); a loaded CI
+      // machine can take a second or two on its own
+      assert.ok(Date.now() - t0 < 4000, `a request took ${Date.now() - t0} ms`);
       acked.push(id);
     }
   };

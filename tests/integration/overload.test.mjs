@@ -542,8 +542,9 @@ test('slowloris: trickling senders are cut off by the read timeouts; real client
         const { limitMs } = set[0];
         console.log(`# ${kind}: cut off after ${lived[0]}..${lived[lived.length - 1]} ms ` +
           `(${set[0].c.sent} bytes trickled)`);
-        // Timers fire on whole seconds (h2o's and the gRPC tick): allow 2.5 s late.
-        assert.ok(lived[lived.length - 1] <= limitMs + 2500, `${kind}: lived ${lived[lived.length - 1]} ms`);
+        // Timers fire on whole seconds (h2o's and the gRPC tick); the rest is slack for a
+        // loaded machine.
+        assert.ok(lived[lived.length - 1] <= limitMs + 4000, `${kind}: lived ${lived[lived.length - 1]} ms`);
         assert.ok(lived[0] >= limitMs - 1500, `${kind}: cut too early (${lived[0]} ms)`);
       }
       console.log(`# RSS ${base.rss} -> ${mem.rss} KiB, RssAnon ${base.anon} -> ${mem.anon} KiB`);
@@ -713,7 +714,8 @@ test('progress deadline: an h2c client trickling a HEADERS frame is cut off; kee
       console.log(`# ${kind}: cut off after ${lived[0]}..${lived[lived.length - 1]} ms ` +
         `(${set[0].c.sent} bytes trickled; bound ${limitMs} ms)`);
       assert.ok(lived[0] >= limitMs - 1000, `${kind}: cut too early (${lived[0]} ms)`);
-      assert.ok(lived[lived.length - 1] <= limitMs + 2500, `${kind}: lived ${lived[lived.length - 1]} ms`);
+      // the sweep runs every second at most; the rest is slack for a loaded machine
+      assert.ok(lived[lived.length - 1] <= limitMs + 4000, `${kind}: lived ${lived[lived.length - 1]} ms`);
     }
     // One rate-limited line per server, not one per connection.
     const lines = th.stderr.split('\n').filter((l) => /no request in flight and none completed/.test(l));
