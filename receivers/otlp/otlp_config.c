@@ -125,8 +125,8 @@ static const struct th_cfg_field http_fields[] = {
      .def = "0s",
      .offset = HTTP_OFF(write_timeout),
      .min = 0,
-     .flags = TH_CFG_F_NOOP,
-     .desc = "time allowed to write a response (accepted; responses are small and not timed)"},
+     .desc = "time from reading a request to having written its answer; a connection past it "
+             "is closed (0: no limit)"},
     {.name = "idle_timeout",
      .type = TH_CFG_DURATION,
      .def = "0s",

@@ -53,7 +53,7 @@ struct th_otlp_http_cfg {
     th_strlist_t compression_algorithms; /**< empty: gzip, zstd, zlib, deflate */
     int64_t read_timeout;                /**< ns; 0: Tracehouse default */
     int64_t read_header_timeout;         /**< ns; 0: Tracehouse default */
-    int64_t write_timeout;               /**< ns; accepted, no effect (h2o 2.2 has none) */
+    int64_t write_timeout;               /**< ns; 0: no limit */
     int64_t idle_timeout;                /**< ns; 0: Tracehouse default */
     bool keep_alives_enabled;
     int64_t max_connections;      /**< Tracehouse key; 0: th_conn_limit_default() */

@@ -1033,6 +1033,14 @@ static void on_sweep(uv_timer_t *t)
                     (unsigned long long)cut, s->addr_text,
                     (unsigned long long)(s->watch.bound_ns / 1000000));
     }
+    if (th_conn_watch_sweep_writes(&s->watch, th_now_mono_ns(), &cut)) {
+        th_log_warn(s->owner,
+                    "closed %llu connection(s) on %s since the last such line: a request was not "
+                    "answered within write_timeout (%llu ms; the pipeline is slower than that, "
+                    "or the client does not read)",
+                    (unsigned long long)cut, s->addr_text,
+                    (unsigned long long)(s->watch.write_bound_ns / 1000000));
+    }
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -1302,6 +1310,7 @@ int th_otlp_http_server_create(const struct th_otlp_http_cfg *cfg, struct th_con
                        (uint64_t)(TH_MAX(cfg->read_timeout, 0) / 1000000);
     uint64_t progress_ms = TH_MAX(TH_MAX(s->http2_idle_ms, s->http1_timeout_ms), rhrt_ms);
     th_conn_watch_init(&s->watch, progress_ms * 1000000);
+    s->watch.write_bound_ns = (uint64_t)TH_MAX(cfg->write_timeout, 0);
     h2o_hostconf_t *host =
         h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     struct handler *h = (struct handler *)h2o_create_handler(&host->fallback_path, sizeof(*h));

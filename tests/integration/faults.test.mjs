@@ -541,6 +541,39 @@ test('otlp_grpc target hangs (persistent queue): all delivered after', async () 
   await exporterHang('grpc', true);
 });
 
+test('no sending queue and the target hangs: the receiver\'s write_timeout closes the waiting connection; ' +
+  'once the target answers, requests are delivered', async () => {
+  const [frontPort, grpcPort] = await freePorts(2);
+  const sink = await startSink(grpcPort);
+  const front = await hangingFront(frontPort, sink.port);
+  const yaml = [
+    'receivers:', '  otlp:', '    protocols:',
+    '      http: {endpoint: "127.0.0.1:{port}", write_timeout: 1s}',
+    'exporters:', '  otlp_http:', `    endpoint: http://127.0.0.1:${frontPort}`, '    compression: none',
+    '    timeout: 20s', '    retry_on_failure: {enabled: false}', '    sending_queue: {enabled: false}',
+    'service:', '  telemetry: {metrics: {level: none}}',
+    '  pipelines:', '    traces: {receivers: [otlp], exporters: [otlp_http]}', '',
+  ].join('\n');
+  const a = await Tracehouse.start({ yaml });
+  cleanups.push(() => a.kill());
+  // Without a queue the answer waits for the target, which never answers: the connection is
+  // closed after write_timeout (the sweep runs every second), not after the exporter's 20 s.
+  const t0 = Date.now();
+  const err = await post(a.port, traceBody(newId()), 15_000).then((r) => `answered ${r.status}`, (e) => e);
+  const took = Date.now() - t0;
+  assert.ok(err instanceof Error && !/TimeoutError|aborted/i.test(`${err.name} ${err.message}`),
+    `expected the connection to be closed, got: ${err}`);
+  assert.ok(took >= 900 && took < 6000, `closed after ${took} ms (write_timeout 1s)`);
+  assert.match(a.stderr, /closed 1 connection\(s\) on .* a request was not answered within write_timeout \(1000 ms/);
+  // The target answers again: a request now gets its 200 and reaches the sink.
+  front.answer();
+  const id = newId();
+  const r = await post(a.port, traceBody(id, { n: 3 }));
+  assert.equal(r.status, 200, r.text);
+  await until('the trace to reach the sink', async () => (await sinkTraceIds(sink)).get(id) === 3);
+  await a.stopClean();
+});
+
 /* ---- 5: clock steps ------------------------------------------------------------------- */
 
 test('the wall clock steps a day back and an hour forward during ingest: nothing lost or deleted early', async () => {

@@ -23,25 +23,18 @@ export const BIN = process.env.TRACEHOUSE_BIN ?? path.join(SOURCE_DIR, 'build', 
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 15_000;
 
-/** A port that was free a moment ago: bind port 0 on 127.0.0.1, read it, close. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
+// Ports this process has handed out. The kernel may give a port that was just bound and
+// closed to the next bind(0), so two calls could return the same port for two servers of
+// one test; never hand one out twice.
+const issued = new Set();
 
-/** @returns n distinct free ports (all held open together, so they differ). */
-export async function freePorts(n) {
+/** Bind @p n listeners on port 0 together, read their ports, close them all. */
+async function bindZero(n) {
   const servers = [];
   try {
     for (let i = 0; i < n; i++) {
       const srv = net.createServer();
+      srv.unref();
       await new Promise((resolve, reject) => {
         srv.once('error', reject);
         srv.listen(0, '127.0.0.1', resolve);
@@ -52,6 +45,31 @@ export async function freePorts(n) {
   } finally {
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   }
+}
+
+/**
+ * @returns n distinct ports that were free a moment ago (bound together on 127.0.0.1, read,
+ *          closed) and that this process has not handed out before.
+ */
+export async function freePorts(n) {
+  const out = [];
+  for (let tries = 0; out.length < n; tries++) {
+    if (tries > 100) {
+      throw new Error('no fresh free ports');
+    }
+    for (const port of await bindZero(n - out.length)) {
+      if (!issued.has(port)) {
+        issued.add(port);
+        out.push(port);
+      }
+    }
+  }
+  return out;
+}
+
+/** A port that was free a moment ago and not handed out before (see freePorts). */
+export async function freePort() {
+  return (await freePorts(1))[0];
 }
 
 /** YAML for a scalar: JSON strings are valid YAML flow scalars and need no escaping rules. */
