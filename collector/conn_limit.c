@@ -12,6 +12,7 @@
 
 #include "th/common.h"
 #include "th/conn_limit.h"
+#include "th/log.h"
 
 size_t th_conn_limit_default(void)
 {
@@ -199,6 +200,27 @@ bool th_conn_watch_sweep_writes(struct th_conn_watch *w, uint64_t now_ns, uint64
         }
     }
     return log;
+}
+
+void th_conn_watch_tick(struct th_conn_watch *w, const struct th_component *log_as,
+                        const char *where, const char *bound_why)
+{
+    uint64_t cut;
+    if (th_conn_watch_sweep(w, th_now_mono_ns(), &cut)) {
+        th_log_warn(log_as,
+                    "closed %llu connection(s)%s since the last such line: no request in flight "
+                    "and none completed for %llu ms (a slow or stalled client%s%s)",
+                    (unsigned long long)cut, where, (unsigned long long)(w->bound_ns / 1000000),
+                    bound_why ? "; " : "", bound_why ? bound_why : "");
+    }
+    if (th_conn_watch_sweep_writes(w, th_now_mono_ns(), &cut)) {
+        th_log_warn(log_as,
+                    "closed %llu connection(s)%s since the last such line: a request was not "
+                    "answered and written within write_timeout (%llu ms; a client that does not "
+                    "read its answer, or a server side slower than that)",
+                    (unsigned long long)cut, where,
+                    (unsigned long long)(w->write_bound_ns / 1000000));
+    }
 }
 
 uint64_t th_conn_watch_period_ms(const struct th_conn_watch *w)

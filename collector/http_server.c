@@ -185,13 +185,7 @@ static void on_conn_closed(uv_handle_t *h)
 static void on_sweep(uv_timer_t *t)
 {
     th_http_server_t *s = t->data;
-    uint64_t cut;
-    if (th_conn_watch_sweep(&s->watch, th_now_mono_ns(), &cut)) {
-        th_log_warn(s->log_as,
-                    "closed %llu connection(s) since the last such line: no request in flight "
-                    "and none completed for %llu ms (a slow or stalled client)",
-                    (unsigned long long)cut, (unsigned long long)(s->watch.bound_ns / 1000000));
-    }
+    th_conn_watch_tick(&s->watch, s->log_as, "", NULL);
 }
 
 static void on_accept(uv_stream_t *listener, int status)

@@ -143,6 +143,19 @@ bool th_conn_watch_sweep(struct th_conn_watch *w, uint64_t now_ns, uint64_t *log
  */
 bool th_conn_watch_sweep_writes(struct th_conn_watch *w, uint64_t now_ns, uint64_t *log_count);
 
+struct th_component;
+
+/**
+ * One tick of a server's sweep timer: both sweeps above, each with its rate-limited line,
+ * logged as @p log_as. The lines read "closed N connection(s)<where> since the last such
+ * line: ...".
+ * @param[in] where e.g. " on 127.0.0.1:4318", or "".
+ * @param[in] bound_why what sets the progress bound, for the line (e.g. "the bound is the larger
+ *            of idle_timeout and ..."), or NULL.
+ */
+void th_conn_watch_tick(struct th_conn_watch *w, const struct th_component *log_as,
+                        const char *where, const char *bound_why);
+
 /** @return how often to sweep, in ms: an eighth of the bound, within [100 ms, 1 s]. */
 uint64_t th_conn_watch_period_ms(const struct th_conn_watch *w);
 

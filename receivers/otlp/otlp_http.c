@@ -1024,23 +1024,11 @@ static bool refuse(th_otlp_http_server_t *s, uv_stream_t *listener)
 static void on_sweep(uv_timer_t *t)
 {
     th_otlp_http_server_t *s = t->data;
-    uint64_t cut;
-    if (th_conn_watch_sweep(&s->watch, th_now_mono_ns(), &cut)) {
-        th_log_warn(s->owner,
-                    "closed %llu connection(s) on %s since the last such line: no request in "
-                    "flight and none completed for %llu ms (a slow or stalled client; the bound "
-                    "is the larger of idle_timeout and read_header_timeout + read_timeout)",
-                    (unsigned long long)cut, s->addr_text,
-                    (unsigned long long)(s->watch.bound_ns / 1000000));
-    }
-    if (th_conn_watch_sweep_writes(&s->watch, th_now_mono_ns(), &cut)) {
-        th_log_warn(s->owner,
-                    "closed %llu connection(s) on %s since the last such line: a request was not "
-                    "answered within write_timeout (%llu ms; the pipeline is slower than that, "
-                    "or the client does not read)",
-                    (unsigned long long)cut, s->addr_text,
-                    (unsigned long long)(s->watch.write_bound_ns / 1000000));
-    }
+    char where[sizeof(s->addr_text) + 8];
+    snprintf(where, sizeof(where), " on %s", s->addr_text);
+    th_conn_watch_tick(&s->watch, s->owner, where,
+                       "the bound is the larger of idle_timeout and read_header_timeout + "
+                       "read_timeout");
 }
 
 static void on_connection(uv_stream_t *listener, int status)

@@ -480,22 +480,9 @@ static void on_conn_closed(uv_handle_t *h)
 static void on_sweep(uv_timer_t *t)
 {
     th_jaeger_http_t *s = t->data;
-    uint64_t cut;
-    if (th_conn_watch_sweep(&s->watch, th_now_mono_ns(), &cut)) {
-        th_log_warn(s->log_as,
-                    "closed %llu connection(s) since the last such line: no request in flight "
-                    "and none completed for %llu ms (a slow or stalled client; the bound is the "
-                    "larger of idle_timeout and read_header_timeout + read_timeout)",
-                    (unsigned long long)cut, (unsigned long long)(s->watch.bound_ns / 1000000));
-    }
-    if (th_conn_watch_sweep_writes(&s->watch, th_now_mono_ns(), &cut)) {
-        th_log_warn(s->log_as,
-                    "closed %llu connection(s) since the last such line: a request was not "
-                    "answered and written within write_timeout (%llu ms; a client that does not "
-                    "read its answer, or a query slower than that)",
-                    (unsigned long long)cut,
-                    (unsigned long long)(s->watch.write_bound_ns / 1000000));
-    }
+    th_conn_watch_tick(&s->watch, s->log_as, "",
+                       "the bound is the larger of idle_timeout and read_header_timeout + "
+                       "read_timeout");
 }
 
 static void on_accept(uv_stream_t *listener, int status)
