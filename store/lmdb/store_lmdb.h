@@ -135,11 +135,12 @@ struct th_lmdb {
     struct th__wctx *w;
     ZSTD_CCtx *cctx;
     int zlevel;
-    bool space_pressure; /* a write found the store full and evict_oldest_when_full is set:
-                          * the next retention pass frees room */
-    int last_errno;      /* errno behind the last failed write, 0 after a success (atomic) */
-    bool needs_reopen;   /* LMDB reported MDB_PANIC (a meta page write failed): the
-                          * environment is unusable until reopened (atomic) */
+    bool space_pressure;     /* a write found the store full and evict_oldest_when_full is set:
+                              * the next retention pass frees room */
+    int last_errno;          /* errno behind the last failed write, 0 after a success (atomic) */
+    bool needs_reopen;       /* LMDB reported MDB_PANIC (a meta page write failed): the
+                              * environment is unusable until reopened (atomic) */
+    uint64_t read_reopen_ns; /* when a read last tried that reopen (monotonic; atomic) */
 
     /* The store's clock: the wall clock at open plus the monotonic time since, so a clock
      * step while running (NTP, an operator) neither stamps blocks out of order nor makes

@@ -35,12 +35,43 @@ int th__mdb_err(int rc)
     }
 }
 
+/* Transactions this thread has open, each holding maplock for reading: a reopen takes maplock
+ * for writing, so a thread that holds one must not start it. */
+static _Thread_local unsigned open_txns;
+
+/* Reads after MDB_PANIC: every transaction fails until the environment is reopened, which a
+ * write does first thing. With no ingest that could be never, so a read reopens it too, when
+ * no write is running (the writer's lock is free: taken without waiting, as a write in
+ * progress reopens by itself) and at most once a second (while the disk still fails, every
+ * attempt fails). */
+static void reopen_for_reads(struct th_lmdb *s)
+{
+    uint64_t now = th_now_mono_ns();
+    uint64_t last = __atomic_load_n(&s->read_reopen_ns, __ATOMIC_RELAXED);
+    if (open_txns > 0 || (last && now - last < 1000000000ull) ||
+        !__atomic_compare_exchange_n(&s->read_reopen_ns, &last, now, false, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED)) {
+        return;
+    }
+    if (pthread_mutex_trylock(&s->wlock) != 0) {
+        return;
+    }
+    if (__atomic_load_n(&s->needs_reopen, __ATOMIC_RELAXED)) {
+        /* a failure is noted by the reopen itself; the read below reports it */
+        (void)th__lmdb_reopen(s);
+    }
+    pthread_mutex_unlock(&s->wlock);
+}
+
 int th__txn_begin(struct th_lmdb *s, bool rdonly, struct th__txn *tx)
 {
     tx->t = NULL;
     tx->ret = 0;
     tx->s = s;
     unsigned flags = rdonly ? MDB_RDONLY : 0;
+    if (rdonly && __atomic_load_n(&s->needs_reopen, __ATOMIC_RELAXED)) {
+        reopen_for_reads(s);
+    }
     pthread_rwlock_rdlock(&s->maplock);
     if (!s->env) {
         /* a reopen failed: the next write tries again */
@@ -69,6 +100,7 @@ int th__txn_begin(struct th_lmdb *s, bool rdonly, struct th__txn *tx)
         tx->ret = th__mdb_err(rc);
         return tx->ret;
     }
+    open_txns++;
     return 0;
 }
 
@@ -152,6 +184,7 @@ int th__txn_commit(struct th__txn *tx)
         mdb_txn_abort(tx->t);
         tx->t = NULL;
         pthread_rwlock_unlock(&tx->s->maplock);
+        open_txns--;
         return tx->ret;
     }
     uint64_t t0 = th_now_mono_ns();
@@ -159,6 +192,7 @@ int th__txn_commit(struct th__txn *tx)
     th_latency_observe(&tx->s->commits, th_now_mono_ns() - t0);
     tx->t = NULL;
     pthread_rwlock_unlock(&tx->s->maplock);
+    open_txns--;
     if (rc != 0) {
         /* msync or the meta page's write failed (a full or read-only disk, an I/O error);
          * with a failed meta write LMDB refuses every later transaction (MDB_PANIC) until
@@ -175,6 +209,7 @@ void th__txn_abort(struct th__txn *tx)
         mdb_txn_abort(tx->t);
         tx->t = NULL;
         pthread_rwlock_unlock(&tx->s->maplock);
+        open_txns--;
     }
 }
 

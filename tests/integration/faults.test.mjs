@@ -231,6 +231,14 @@ async function writeFault(errno, reason, logRe, { metaOnly = false } = {}) {
   assert.match(th.stderr, logRe);
   // The fault ends: the sender's retry goes through by itself.
   await fsp.rm(flag);
+  if (metaOnly) {
+    // Queries recover before any write comes: after LMDB's panic, a read reopens the store.
+    await until('a query to answer before any write', async () => {
+      const res = await fetch(`http://127.0.0.1:${queryPort}/api/traces/${acked[0]}`);
+      const body = await res.text();
+      return res.status === 200 && JSON.parse(body).data[0].spans.length === 10;
+    }, 5000);
+  }
   await until('the store to take writes again', async () => (await post(th.port, refused.body)).status === 200);
   if (metaOnly) {
     // A failed meta page sync leaves the commit in the page cache, where the reopened handle
