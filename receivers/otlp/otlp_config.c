@@ -231,12 +231,13 @@ static const struct th_cfg_field enforcement_fields[] = {
      .type = TH_CFG_DURATION,
      .def = "0s",
      .offset = offsetof(struct th_otlp_grpc_enforcement, min_time),
-     .desc = "shortest interval between client keepalive pings (accepted, not enforced)"},
+     .desc = "shortest interval between client keepalive pings; a client pinging more often "
+             "gets GOAWAY(ENHANCE_YOUR_CALM, too_many_pings) after three strikes (0: 5m)"},
     {.name = "permit_without_stream",
      .type = TH_CFG_BOOL,
      .def = "false",
      .offset = offsetof(struct th_otlp_grpc_enforcement, permit_without_stream),
-     .desc = "allow client pings without calls (accepted, not enforced)"},
+     .desc = "allow client pings while no call is open (otherwise only one per 2 h)"},
     {.name = NULL},
 };
 

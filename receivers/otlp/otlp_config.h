@@ -79,8 +79,8 @@ struct th_otlp_grpc_server_params {
     int64_t timeout;                  /**< ns; close when that PING is not answered; 0: 20 s */
 };
 
-/** protocols::grpc::keepalive::enforcement_policy. Accepted; pings are answered by nghttp2
- *  (which bounds a flood of them), the policy is not enforced. */
+/** protocols::grpc::keepalive::enforcement_policy: how often a client may ping (otlp_grpc.c,
+ *  on_client_ping). */
 struct th_otlp_grpc_enforcement {
     int64_t min_time; /**< ns */
     bool permit_without_stream;

@@ -97,8 +97,13 @@ struct gconn {
     struct call *calls;
     size_t n_calls;
     uint64_t created_ns, last_read_ns, idle_since_ns, ping_sent_ns;
-    size_t out_pending; /* bytes handed to the transport and not yet written */
-    bool defer_flush;   /* inside nghttp2 callbacks or a walk of the calls: flush after */
+    /* The keepalive enforcement policy: when the client last pinged, and its strikes. */
+    uint64_t last_ping_ns;
+    unsigned ping_strikes;
+    bool ping_reset;     /* we sent headers or data since: the next ping is no strike */
+    bool too_many_pings; /* over the policy: GOAWAY(ENHANCE_YOUR_CALM) and close */
+    size_t out_pending;  /* bytes handed to the transport and not yet written */
+    bool defer_flush;    /* inside nghttp2 callbacks or a walk of the calls: flush after */
     bool settings_seen;
     bool goaway_sent;
     bool paused;
@@ -137,6 +142,8 @@ struct th_otlp_grpc_server {
     size_t budget; /* message bytes buffered across every call */
     size_t buffered;
     uint64_t idle_ns, age_ns, age_grace_ns, ka_time_ns, ka_timeout_ns;
+    uint64_t ping_min_ns;    /* enforcement_policy::min_time (0: 5 min) */
+    bool ping_without_calls; /* enforcement_policy::permit_without_stream */
 
     enum srv_state state;
     bool accepting;
@@ -795,11 +802,45 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
     return 0;
 }
 
+/*
+ * The keepalive enforcement policy, as gRPC servers apply it: a client PING is a strike when
+ * it comes sooner than min_time after the previous one (sooner than 2 h when no call is open
+ * and permit_without_stream is false), unless we sent headers or data since; the third strike
+ * past two ends the connection with GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"), which gRPC
+ * clients read as "ping less often". nghttp2 answers every PING itself.
+ */
+#define PING_MAX_STRIKES 2
+#define PING_IDLE_MIN_NS ((uint64_t)2 * 3600 * 1000000000)
+
+static void on_client_ping(struct gconn *c)
+{
+    uint64_t now = th_now_mono_ns();
+    uint64_t prev = c->last_ping_ns;
+    c->last_ping_ns = now;
+    if (c->ping_reset) {
+        c->ping_reset = false;
+        c->ping_strikes = 0;
+        return;
+    }
+    const th_otlp_grpc_server_t *s = c->srv;
+    uint64_t min = c->n_calls == 0 && !s->ping_without_calls ? PING_IDLE_MIN_NS : s->ping_min_ns;
+    if (prev != 0 && now - prev < min) {
+        c->ping_strikes++;
+    }
+    if (c->ping_strikes > PING_MAX_STRIKES) {
+        c->too_many_pings = true;
+    }
+}
+
 static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user)
 {
     struct gconn *c = user;
     if (f->hd.type == NGHTTP2_SETTINGS) {
         c->settings_seen = true;
+        return 0;
+    }
+    if (f->hd.type == NGHTTP2_PING && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        on_client_ping(c);
         return 0;
     }
     if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) {
@@ -832,6 +873,9 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t sid, const 
  * (PROTOCOL-HTTP2.md), so the client stops uploading what nobody reads. */
 static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *user)
 {
+    if (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) {
+        ((struct gconn *)user)->ping_reset = true;
+    }
     if (f->hd.type == NGHTTP2_HEADERS && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
         nghttp2_session_get_stream_remote_close(h2, f->hd.stream_id) == 0) {
         nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
@@ -1036,6 +1080,19 @@ static int conn_feed(struct gconn *c, const uint8_t *p, size_t n)
         /* nghttp2 queued a GOAWAY when it could; send it, then close. */
         TH_LOG_AT(TH_LOG_DEBUG, c->srv->owner, "reading an HTTP/2 connection", "closing: %s",
                   nghttp2_strerror((int)rv));
+        conn_flush(c);
+        conn_close(c, true);
+        return TH_EIO;
+    }
+    if (c->too_many_pings && !c->closed && !c->closing) {
+        static const char why[] = "too_many_pings";
+        TH_LOG_AT(TH_LOG_DEBUG, c->srv->owner, "reading an HTTP/2 connection",
+                  "closing: the client pings more often than keepalive::enforcement_policy "
+                  "allows");
+        c->goaway_sent = true;
+        nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(c->h2),
+                              NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)why, sizeof(why) - 1);
         conn_flush(c);
         conn_close(c, true);
         return TH_EIO;
@@ -1577,6 +1634,10 @@ int th_otlp_grpc_server_create(const struct th_otlp_grpc_cfg *cfg, struct th_con
                                                                   : (int64_t)30 * 1000000000);
     s->ka_time_ns = (uint64_t)(sp->time > 0 ? sp->time : (int64_t)2 * 3600 * 1000000000);
     s->ka_timeout_ns = (uint64_t)(sp->timeout > 0 ? sp->timeout : (int64_t)20 * 1000000000);
+    const struct th_otlp_grpc_enforcement *ep = &cfg->keepalive.enforcement_policy;
+    s->ping_min_ns =
+        (uint64_t)(ep->min_time > 0 ? ep->min_time : (int64_t)5 * 60 * 1000000000); /* 5 min */
+    s->ping_without_calls = ep->permit_without_stream;
     if (cfg->include_metadata) {
         th_log_warn(owner, "protocols::grpc::include_metadata is accepted but has no effect yet");
     }

@@ -518,3 +518,94 @@ test('a memory_limiter refusal is UNAVAILABLE with RetryInfo (the Retry-After of
     await limited.cleanup();
   }
 });
+
+// The keepalive enforcement policy, as gRPC servers apply it: a client PING sooner than
+// min_time after the previous one (2 h with no call open, unless permit_without_stream) is a
+// strike unless the server sent headers or data since; past two strikes the connection ends
+// with GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings").
+test('keepalive enforcement_policy: too many pings end the connection with ENHANCE_YOUR_CALM; ' +
+  'pings between calls or within the policy do not', async () => {
+  const [strictPort, relaxedPort] = await freePorts(2);
+  const yaml = [
+    'receivers:',
+    '  otlp:',
+    '    protocols:',
+    `      grpc: {endpoint: "127.0.0.1:${strictPort}"}`,
+    '      http: {endpoint: "127.0.0.1:{port}"}',
+    '  otlp/relaxed:',
+    '    protocols:',
+    `      grpc: {endpoint: "127.0.0.1:${relaxedPort}",`,
+    '             keepalive: {enforcement_policy: {min_time: 300ms, permit_without_stream: true}}}',
+    'exporters:',
+    '  file: {path: {out}}',
+    'service:',
+    '  telemetry: {metrics: {level: none}}',
+    '  pipelines:',
+    '    traces: {receivers: [otlp, otlp/relaxed], exporters: [file]}',
+    '',
+  ].join('\n');
+  const srv = await Tracehouse.start({ yaml });
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const open = async (port) => {
+    const s = http2.connect(`http://127.0.0.1:${port}`);
+    s.on('error', () => {});
+    s.goaway = new Promise((resolve) => s.once('goaway', (code, last, data) =>
+      resolve({ code, data: data?.toString() ?? '' })));
+    await new Promise((resolve, reject) => { s.once('connect', resolve); s.once('error', reject); });
+    return s;
+  };
+  const ping = (s) => new Promise((resolve) => {
+    try {
+      s.ping((err) => resolve(err ? 'error' : 'ack'));
+    } catch {
+      resolve('closed');
+    }
+  });
+  const goneWithin = (s, ms) => Promise.race([s.goaway, sleep(ms).then(() => null)]);
+  const sessions = [];
+  try {
+    // Default policy (min_time 5m, no pings without calls): the fourth quick ping is too many.
+    const a = await open(strictPort);
+    sessions.push(a);
+    for (let i = 0; i < 4; i++) {
+      await ping(a);
+    }
+    const g = await goneWithin(a, 3000);
+    assert.deepEqual(g, { code: http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, data: 'too_many_pings' });
+    await sleep(100);
+    assert.ok(a.closed || a.destroyed, 'the connection was closed after the GOAWAY');
+
+    // A ping after each answer is never a strike: the server sent headers and data since.
+    const b = await open(strictPort);
+    sessions.push(b);
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await ping(b), 'ack');
+      const r = await call(b, frame(Buffer.alloc(0)));
+      assert.equal(r.grpcStatus, 0, r.grpcMessage);
+    }
+    assert.equal(await goneWithin(b, 300), null, 'pings between calls were refused');
+
+    // min_time 300ms and permit_without_stream: pings 400 ms apart with no call are fine...
+    const c = await open(relaxedPort);
+    sessions.push(c);
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await ping(c), 'ack');
+      await sleep(400);
+    }
+    assert.equal(await goneWithin(c, 100), null, 'pings within the policy were refused');
+    // ...but a burst is not.
+    for (let i = 0; i < 4; i++) {
+      await ping(c);
+    }
+    assert.equal((await goneWithin(c, 3000))?.code, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+
+    // The server goes on serving new connections.
+    const d = await open(strictPort);
+    sessions.push(d);
+    assert.equal((await call(d, frame(Buffer.alloc(0)))).grpcStatus, 0);
+  } finally {
+    for (const s of sessions) s.destroy();
+    await srv.stopClean();
+    await srv.cleanup();
+  }
+});
