@@ -16,32 +16,40 @@ static const struct th_mem_methods libc_methods = {
     .free = free,
 };
 
+/* Read by every thread on every allocation; set at start, and by tests while server threads
+ * run (an out-of-memory test swaps in a failing allocator), so it is loaded and stored
+ * atomically (a plain load on x86-64 and arm64). */
 static const struct th_mem_methods *mem = &libc_methods;
+
+static inline const struct th_mem_methods *methods(void)
+{
+    return __atomic_load_n(&mem, __ATOMIC_ACQUIRE);
+}
 
 void th_mem_set_methods(const struct th_mem_methods *m)
 {
-    mem = m ? m : &libc_methods;
+    __atomic_store_n(&mem, m ? m : &libc_methods, __ATOMIC_RELEASE);
 }
 
 void *th_malloc(size_t size)
 {
-    return mem->malloc(size);
+    return methods()->malloc(size);
 }
 
 void *th_calloc(size_t n, size_t size)
 {
-    return mem->calloc(n, size);
+    return methods()->calloc(n, size);
 }
 
 void *th_realloc(void *p, size_t size)
 {
-    return mem->realloc(p, size);
+    return methods()->realloc(p, size);
 }
 
 void th_free(void *p)
 {
     if (p) {
-        mem->free(p);
+        methods()->free(p);
     }
 }
 

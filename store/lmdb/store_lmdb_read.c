@@ -115,7 +115,7 @@ static int map_scope(struct gt_ctx *g, uint32_t idx, uint32_t *out)
 static int gt_on_span(void *ctx, uint32_t scope_idx, th_otlp_span_t *sp)
 {
     struct gt_ctx *g = ctx;
-    uint32_t s;
+    uint32_t s = 0;
     int ret = map_scope(g, scope_idx, &s);
     if (ret != 0) {
         return ret;

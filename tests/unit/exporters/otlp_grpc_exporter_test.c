@@ -140,8 +140,9 @@ struct srv {
     bool mtls;
     SSL_CTX *ctx;
     pthread_t thr;
-    volatile int stop;
-    volatile int frozen; /* stop reading and answering, sockets stay open */
+    /* stop, frozen and mode are set by the test thread while the server thread reads them */
+    int stop;
+    int frozen; /* stop reading and answering, sockets stay open */
     pthread_mutex_t mu;
     /* the script */
     enum mode mode;
@@ -343,7 +344,7 @@ static void on_request(struct sconn *sc, struct sstream *st)
 {
     struct srv *s = sc->srv;
     record_request(sc, st);
-    switch (s->mode) {
+    switch (__atomic_load_n(&s->mode, __ATOMIC_ACQUIRE)) {
     case M_OK:
         respond_ok(sc, st, false);
         break;
@@ -353,7 +354,7 @@ static void on_request(struct sconn *sc, struct sstream *st)
     case M_STATUS:
         respond_status(sc, st);
         if (s->status_left > 0 && --s->status_left == 0) {
-            s->mode = M_OK;
+            __atomic_store_n(&s->mode, M_OK, __ATOMIC_RELEASE);
         }
         break;
     case M_SILENT:
@@ -569,7 +570,7 @@ static bool sconn_flush(struct sconn *sc)
 static bool sconn_serve(struct sconn *sc)
 {
     uint8_t buf[65536];
-    if (sc->srv->mode == M_HTTP1 && !sc->ssl) {
+    if (__atomic_load_n(&sc->srv->mode, __ATOMIC_ACQUIRE) == M_HTTP1 && !sc->ssl) {
         ssize_t n = recv(sc->fd, buf, sizeof(buf), 0);
         if (n < 0 && errno == EAGAIN) {
             return true;
@@ -635,8 +636,8 @@ static void *srv_main(void *arg)
 {
     struct srv *s = arg;
     struct sconn *conns[16] = {0};
-    while (!s->stop) {
-        if (s->frozen) {
+    while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+        if (__atomic_load_n(&s->frozen, __ATOMIC_ACQUIRE)) {
             usleep(10000);
             continue;
         }
@@ -663,7 +664,7 @@ static void *srv_main(void *arg)
                         sc->ssl = SSL_new(s->ctx);
                         SSL_set_fd(sc->ssl, fd);
                         SSL_set_accept_state(sc->ssl);
-                    } else if (s->mode != M_HTTP1) {
+                    } else if (__atomic_load_n(&s->mode, __ATOMIC_ACQUIRE) != M_HTTP1) {
                         sconn_start_h2(sc);
                         sconn_flush(sc); /* the server preface (SETTINGS) goes first */
                     }
@@ -742,7 +743,7 @@ static struct srv *srv_start(int port, bool tls, bool mtls)
 
 static void srv_stop(struct srv *s)
 {
-    s->stop = 1;
+    __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
     pthread_join(s->thr, NULL);
     close(s->lfd);
     SSL_CTX_free(s->ctx);
@@ -754,7 +755,7 @@ static void srv_stop(struct srv *s)
 static void srv_script(struct srv *s, enum mode m, int status, const char *msg, const char *details)
 {
     pthread_mutex_lock(&s->mu);
-    s->mode = m;
+    __atomic_store_n(&s->mode, m, __ATOMIC_RELEASE);
     s->status = status;
     s->message = msg;
     s->details = details;
@@ -1243,7 +1244,7 @@ static void test_keepalive_dead_server(void **state)
     assert_int_equal(st.disconnects, 0);
     /* A server that stops reading (a frozen process): the unanswered PING resets the
      * connection, and a call in flight fails as retryable before its own 5 s deadline. */
-    s->frozen = 1;
+    __atomic_store_n(&s->frozen, 1, __ATOMIC_RELEASE);
     usleep(50000); /* let the server's thread finish the round it is in */
     struct slot slot;
     send_n(&c, &slot, 1);
@@ -1736,7 +1737,7 @@ static void test_component_retry(void **state)
         for (int i = 0; i < 200 && __atomic_load_n(&c->stats.sent, __ATOMIC_RELAXED) < 3; i++) {
             usleep(10000);
         }
-        assert_int_equal(c->stats.sent, 3);
+        assert_int_equal(__atomic_load_n(&c->stats.sent, __ATOMIC_RELAXED), 3);
         pthread_mutex_lock(&s->mu);
         assert_int_equal(s->bad_requests, 0);
         assert_true(s->compressed_flag);
