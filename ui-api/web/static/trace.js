@@ -1,8 +1,10 @@
 // The trace view: header, a virtualised waterfall (only the rows in view plus a margin are in
 // the DOM; layout is computed once per trace, so a 20,000-span trace scrolls smoothly),
 // collapse/expand, the critical path, search within the trace and the span details panel.
+// The model (api.js buildTrace: typed arrays indexed by span in display order) is built in a
+// worker while the page shows a loading state and stays usable; leaving the view cancels it.
 
-import { ApiError, getTrace } from './api.js';
+import { ApiError, F_CRITICAL, F_ERROR, getTrace, spanDetail, spanHay, spanId, spanIndex, str } from './api.js';
 import { fmtDuration, fmtTime, fmtValue, h, serviceColour, validTraceId } from './util.js';
 
 const ROW = 26; // px: fixed row height, the virtualisation depends on it
@@ -16,19 +18,21 @@ export function renderTrace(ctx, id) {
   const { main } = ctx;
   const alive = { v: true };
   const teardown = [];
-  ctx.onCleanup(() => { alive.v = false; teardown.forEach((f) => f()); });
+  const loading = new AbortController(); // leaving the view stops the fetch and the worker
+  ctx.onCleanup(() => { alive.v = false; loading.abort(); teardown.forEach((f) => f()); });
   if (!validTraceId(id)) {
     main.append(h('div', { class: 'pad' }, h('h2', { text: 'Invalid trace ID' }),
       h('p', { class: 'error', id: 'trace-error', role: 'alert', text: `“${id}” is not a trace ID: use 1–32 hex digits.` })));
     return;
   }
-  main.append(h('p', { class: 'pad muted', id: 'trace-loading', text: `Loading trace ${id}…` }));
-  getTrace(id).then((tr) => {
+  main.append(h('p', { class: 'pad muted loading', id: 'trace-loading', role: 'status', 'aria-busy': 'true' },
+    h('span', { class: 'spinner', 'aria-hidden': 'true' }), `Loading trace ${id}…`));
+  getTrace(id, { signal: loading.signal }).then((tr) => {
     if (!alive.v) return;
     main.replaceChildren();
     mount(main, tr, teardown);
   }, (e) => {
-    if (!alive.v) return;
+    if (!alive.v || e?.name === 'AbortError') return;
     const notFound = e instanceof ApiError && e.status === 404;
     main.replaceChildren(h('div', { class: 'pad' },
       h('h2', { text: notFound ? 'Trace not found' : 'Could not load the trace' }),
@@ -39,15 +43,11 @@ export function renderTrace(ctx, id) {
 }
 
 function mount(main, tr, teardown) {
-  const n = tr.spans.length;
-  const spans = tr.spans;
-  // Subtree sizes: spans are in depth-first order, so a subtree is the contiguous range
-  // [i, i + size[i]). Collapsing skips ranges without walking them.
-  const size = new Int32Array(n).fill(1);
-  for (let i = n - 1; i >= 0; i--) {
-    const p = spans[i].parent;
-    if (p >= 0) size[p] += size[i];
-  }
+  const { n, parent, size, level, nkids, rel, dur, flags } = tr;
+  // Spans are in depth-first order, so a subtree is the contiguous range [i, i + size[i]):
+  // collapsing skips ranges without walking them.
+  const svcName = (i) => str(tr, tr.svc[i]);
+  const opName = (i) => str(tr, tr.op[i]);
   const collapsed = new Uint8Array(n);
   let matches = []; // span indices matching the find box, in display order
   let matchSet = new Set();
@@ -65,7 +65,7 @@ function mount(main, tr, teardown) {
       // Matches and their ancestors, so each match keeps its place in the tree.
       const keep = new Uint8Array(n);
       for (const m of matches) {
-        for (let a = m; a >= 0 && !keep[a]; a = spans[a].parent) keep[a] = 1;
+        for (let a = m; a >= 0 && !keep[a]; a = parent[a]) keep[a] = 1;
       }
       for (let i = 0; i < n; i++) if (keep[i]) out[k++] = i;
     } else {
@@ -108,7 +108,7 @@ function mount(main, tr, teardown) {
   const tools = h('div', { class: 'trace-tools', role: 'toolbar', 'aria-label': 'Trace tools' },
     h('button', { type: 'button', id: 'expand-all', onclick: () => { collapsed.fill(0); refresh(); } }, 'Expand all'),
     h('button', { type: 'button', id: 'collapse-all', onclick: () => {
-      for (let i = 0; i < n; i++) collapsed[i] = spans[i].children.length ? 1 : 0;
+      for (let i = 0; i < n; i++) collapsed[i] = nkids[i] ? 1 : 0;
       refresh();
     } }, 'Collapse all'),
     h('label', { class: 'check', title: 'The spans that determine when the trace ends' }, critCb, ' Critical path', h('span', { class: 'crit-key' })),
@@ -129,51 +129,60 @@ function mount(main, tr, teardown) {
     'aria-label': 'Span waterfall; arrow keys move, Enter opens details, Left/Right collapse/expand' }, spacer);
   const details = h('section', { class: 'details', id: 'span-details', hidden: true, 'aria-label': 'Span details' });
   const wf = h('div', { class: 'wf' }, wfHead, scroller);
-  main.append(h('div', { class: 'trace-page' }, head, tools, wf, details));
+  // data-model: where the model was built ('worker', or 'main' when workers are unavailable).
+  main.append(h('div', { class: 'trace-page', dataset: { model: tr.builtIn || 'main' } }, head, tools, wf, details));
 
   function rowHtml(i) {
-    const sp = spans[i];
-    const left = tr.duration > 0 ? (sp.rel / tr.duration) * 100 : 0;
-    const width = tr.duration > 0 ? Math.max((sp.duration / tr.duration) * 100, 0.15) : 100;
-    const colour = serviceColour(sp.service);
-    const ind = Math.min(sp.depth, MAX_INDENT_LEVELS) * INDENT;
-    const hasKids = sp.children.length > 0;
+    const depth = level[i];
+    const svc = svcName(i);
+    const isErr = (flags[i] & F_ERROR) !== 0;
+    const left = tr.duration > 0 ? (rel[i] / tr.duration) * 100 : 0;
+    const width = tr.duration > 0 ? Math.max((dur[i] / tr.duration) * 100, 0.15) : 100;
+    const colour = serviceColour(svc);
+    const ind = Math.min(depth, MAX_INDENT_LEVELS) * INDENT;
+    const hasKids = nkids[i] > 0;
     const cls = ['wf-row'];
     if (i === selected) cls.push('selected');
-    if (sp.error) cls.push('error');
-    if (showCritical && sp.onCritical) cls.push('critical');
+    if (isErr) cls.push('error');
+    if (showCritical && flags[i] & F_CRITICAL) cls.push('critical');
     if (matchSet.has(i)) cls.push('match');
     if (current >= 0 && matches[current] === i) cls.push('current');
     // The duration label: right of the bar when there is room, else inside its right end
     // (wide bars), else left of it.
     const labelRight = left + width < 85;
     const labelInside = !labelRight && width > 8;
-    const depthNote = sp.depth > MAX_INDENT_LEVELS ? `<span class="deep">${sp.depth}</span>` : '';
-    return `<div class="${cls.join(' ')}" role="row" data-index="${i}" data-span-id="${esc(sp.spanID)}" data-depth="${sp.depth}"` +
-      ` aria-level="${sp.depth + 1}"${hasKids ? ` aria-expanded="${collapsed[i] ? 'false' : 'true'}"` : ''}` +
+    const depthNote = depth > MAX_INDENT_LEVELS ? `<span class="deep">${depth}</span>` : '';
+    return `<div class="${cls.join(' ')}" role="row" data-index="${i}" data-span-id="${esc(spanId(tr, i))}" data-depth="${depth}"` +
+      ` aria-level="${depth + 1}"${hasKids ? ` aria-expanded="${collapsed[i] ? 'false' : 'true'}"` : ''}` +
       ` aria-selected="${i === selected}" style="top:${posOf[i] * ROW}px">` +
       `<div class="wf-name" role="gridcell" style="padding-left:${ind + 4}px">` +
       (hasKids ? `<button type="button" class="tog" tabindex="-1" data-toggle="${i}" aria-label="${collapsed[i] ? 'Expand' : 'Collapse'}">${collapsed[i] ? '▸' : '▾'}</button>`
         : '<span class="tog-pad"></span>') +
       `<span class="svc-bar" style="background:${colour}"></span>${depthNote}` +
-      (sp.error ? '<span class="err-mark" title="Error">!</span>' : '') +
-      `<span class="svc">${esc(sp.service)}</span> <span class="op">${esc(sp.op)}</span>` +
+      (isErr ? '<span class="err-mark" title="Error">!</span>' : '') +
+      `<span class="svc">${esc(svc)}</span> <span class="op">${esc(opName(i))}</span>` +
       (collapsed[i] ? `<span class="hidden-count">+${size[i] - 1}</span>` : '') +
       `</div><div class="wf-time" role="gridcell">` +
       `<span class="bar" style="left:${left}%;width:${width}%;background:${colour}"></span>` +
       `<span class="dur ${labelRight ? 'r' : labelInside ? 'in' : 'l'}" style="${labelRight ? `left:calc(${left + width}% + 4px)`
-        : labelInside ? `right:calc(${100 - left - width}% + 4px)` : `right:calc(${100 - left}% + 4px)`}">${fmtDuration(sp.duration)}</span>` +
+        : labelInside ? `right:calc(${100 - left - width}% + 4px)` : `right:calc(${100 - left}% + 4px)`}">${fmtDuration(dur[i])}</span>` +
       `</div></div>`;
   }
 
   let lastRange = '';
+  let laidOut = false; // the first draw reads no geometry (a forced layout of the new page)
   function draw(force) {
-    const viewH = scroller.clientHeight || 600;
-    // After a collapse the list can be shorter than the old scroll offset: clamp now rather
-    // than render an empty window until the browser's own clamp fires a scroll event.
-    const maxTop = Math.max(0, visible.length * ROW - viewH);
-    if (scroller.scrollTop > maxTop) scroller.scrollTop = maxTop;
-    const top = Math.min(scroller.scrollTop, maxTop);
+    let viewH = window.innerHeight;
+    let top = 0;
+    if (laidOut) {
+      viewH = scroller.clientHeight || 600;
+      // After a collapse the list can be shorter than the old scroll offset: clamp now rather
+      // than render an empty window until the browser's own clamp fires a scroll event.
+      const maxTop = Math.max(0, visible.length * ROW - viewH);
+      if (scroller.scrollTop > maxTop) scroller.scrollTop = maxTop;
+      top = Math.min(scroller.scrollTop, maxTop);
+    }
+    laidOut = true;
     const first = Math.max(0, Math.floor(top / ROW) - MARGIN);
     const last = Math.min(visible.length, Math.ceil((top + viewH) / ROW) + MARGIN);
     const key = `${first}:${last}`;
@@ -200,7 +209,7 @@ function mount(main, tr, teardown) {
   function scrollToSpan(i) {
     // Make it visible: expand collapsed ancestors.
     let changed = false;
-    for (let a = spans[i].parent; a >= 0; a = spans[a].parent) {
+    for (let a = parent[i]; a >= 0; a = parent[a]) {
       if (collapsed[a]) { collapsed[a] = 0; changed = true; }
     }
     if (changed) computeVisible();
@@ -249,7 +258,7 @@ function mount(main, tr, teardown) {
       select(visible[pos], { scroll: true });
     } else if ((ev.key === 'ArrowLeft' || ev.key === 'ArrowRight') && selected >= 0) {
       ev.preventDefault();
-      if (spans[selected].children.length) {
+      if (nkids[selected]) {
         collapsed[selected] = ev.key === 'ArrowLeft' ? 1 : 0;
         refresh();
       }
@@ -258,17 +267,7 @@ function mount(main, tr, teardown) {
     }
   });
 
-  // ---- search within the trace
-  function hay(sp) {
-    if (sp.hay === null) {
-      const parts = [sp.service, sp.op, sp.spanID];
-      for (const t of sp.raw.tags || []) parts.push(`${t.key}=${fmtValue(t.value)}`);
-      for (const t of sp.process.tags || []) parts.push(`${t.key}=${fmtValue(t.value)}`);
-      for (const l of sp.raw.logs || []) for (const f of l.fields || []) parts.push(`${f.key}=${fmtValue(f.value)}`);
-      sp.hay = parts.join('\n').toLowerCase();
-    }
-    return sp.hay;
-  }
+  // ---- search within the trace (the text searched was made with the model, in the worker)
   let findTimer = 0;
   function runFind() {
     const q = findIn.value.trim().toLowerCase();
@@ -276,8 +275,9 @@ function mount(main, tr, teardown) {
     if (q) {
       // Several words: every one must appear in the span (service, operation, tags, logs, IDs).
       const words = q.split(/\s+/);
+      const hay = spanHay(tr);
       for (let i = 0; i < n; i++) {
-        const hs = hay(spans[i]);
+        const hs = hay[i];
         if (words.every((w) => hs.includes(w))) matches.push(i);
       }
     }
@@ -314,42 +314,42 @@ function mount(main, tr, teardown) {
 
   // ---- details
   function showDetails(i) {
-    const sp = spans[i];
-    const tags = sp.raw.tags || [];
+    const { tags, logs, references: refs, warnings } = spanDetail(tr, i);
+    const svc = svcName(i);
+    const proc = tr.procs[tr.proc[i]];
+    const isErr = (flags[i] & F_ERROR) !== 0;
     const tv = (k) => tags.find((t) => t.key === k)?.value;
-    const status = tv('otel.status_code') || (sp.error ? 'ERROR' : 'UNSET');
+    const status = tv('otel.status_code') || (isErr ? 'ERROR' : 'UNSET');
     const statusMsg = tv('otel.status_description');
-    const parent = sp.parent >= 0 ? spans[sp.parent] : null;
     const spanLink = (sid) => {
-      const k = spans.findIndex((x) => x.spanID === sid);
+      const k = spanIndex(tr, sid);
       if (k < 0) return h('span', { class: 'mono' }, sid);
       return h('a', { href: '#', class: 'mono', onclick: (ev) => { ev.preventDefault(); select(k, { scroll: true }); } },
-        `${sid} (${spans[k].service}: ${spans[k].op})`);
+        `${sid} (${svcName(k)}: ${opName(k)})`);
     };
     const kv = (list, id) => (list.length
       ? h('table', { class: 'kv', id }, h('tbody', {}, list.map((t) => h('tr', {},
         h('th', { scope: 'row' }, t.key), h('td', { class: t.type === 'string' ? '' : 'mono' }, fmtValue(t.value))))))
       : h('p', { class: 'muted', id, text: 'None' }));
-    const refs = sp.raw.references || [];
     details.replaceChildren(
       h('div', { class: 'details-head' },
-        h('span', { class: 'svc-bar big', style: `background:${serviceColour(sp.service)}` }),
-        h('h2', { id: 'details-title' }, h('span', { class: 'svc' }, sp.service), ' ', h('span', { class: 'op' }, sp.op)),
+        h('span', { class: 'svc-bar big', style: `background:${serviceColour(svc)}` }),
+        h('h2', { id: 'details-title' }, h('span', { class: 'svc' }, svc), ' ', h('span', { class: 'op' }, opName(i))),
         h('span', { class: 'spacer' }),
         h('button', { type: 'button', id: 'details-close', 'aria-label': 'Close details', onclick: () => {
           details.hidden = true; selected = -1; draw(true); scroller.focus();
         } }, '×')),
       h('dl', { class: 'trace-meta', id: 'details-meta' },
-        meta('Duration', fmtDuration(sp.duration)), meta('Start', `+${fmtDuration(sp.rel)}`),
-        meta('Kind', sp.kind || 'unspecified', 'details-kind'),
+        meta('Duration', fmtDuration(dur[i])), meta('Start', `+${fmtDuration(rel[i])}`),
+        meta('Kind', str(tr, tr.kind[i]) || 'unspecified', 'details-kind'),
         meta('Status', statusMsg ? `${status}: ${statusMsg}` : status, 'details-status'),
-        meta('Span ID', sp.spanID, 'details-span-id'), meta('Parent', parent ? parent.spanID : '—'),
-        meta('Trace ID', tr.traceID), meta('Critical path', sp.onCritical ? 'yes' : 'no')),
+        meta('Span ID', spanId(tr, i), 'details-span-id'), meta('Parent', parent[i] >= 0 ? spanId(tr, parent[i]) : '—'),
+        meta('Trace ID', tr.traceID), meta('Critical path', flags[i] & F_CRITICAL ? 'yes' : 'no')),
       section('Attributes', kv(tags, 'details-tags')),
-      section(`Process (${sp.process.serviceName})`, kv(sp.process.tags || [], 'details-process')),
-      section(`Events (${(sp.raw.logs || []).length})`, (sp.raw.logs || []).length
-        ? h('ol', { class: 'logs', id: 'details-logs' }, sp.raw.logs.map((l) => h('li', {},
-          h('span', { class: 'log-time mono' }, `+${fmtDuration(l.timestamp - sp.start)}`),
+      section(`Process (${proc.serviceName})`, kv(proc.tags || [], 'details-process')),
+      section(`Events (${logs.length})`, logs.length
+        ? h('ol', { class: 'logs', id: 'details-logs' }, logs.map((l) => h('li', {},
+          h('span', { class: 'log-time mono' }, `+${fmtDuration(l.timestamp - (tr.start + rel[i]))}`),
           kv(l.fields || []))))
         : h('p', { class: 'muted', id: 'details-logs', text: 'None' })),
       section(`References (${refs.length})`, refs.length
@@ -358,7 +358,7 @@ function mount(main, tr, teardown) {
           r.traceID === tr.traceID ? spanLink(r.spanID)
             : h('a', { href: `trace/${r.traceID}`, 'data-nav': true, class: 'mono' }, `${r.traceID} / ${r.spanID}`))))
         : h('p', { class: 'muted', id: 'details-refs', text: 'None' })),
-      sp.raw.warnings?.length ? section('Warnings', h('ul', {}, sp.raw.warnings.map((w) => h('li', { text: w })))) : null);
+      warnings.length ? section('Warnings', h('ul', {}, warnings.map((w) => h('li', { text: w })))) : null);
     details.hidden = false;
     details.scrollTop = 0;
   }

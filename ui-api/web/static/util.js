@@ -1,8 +1,12 @@
 // Small shared helpers: DOM building, formatting of times and durations, service colours,
-// the logfmt/JSON tag codec Jaeger UI uses in its URLs, and trace-ID validation.
+// the logfmt/JSON tag codec Jaeger UI uses in its URLs, and trace-ID validation. Nothing here
+// touches the DOM when the module loads, so the trace worker can import it (through api.js).
 
-/** The base path without a trailing slash ('' at the root), set by index.html. */
-export const BASE = (window.TH_BASE || '').replace(/\/+$/, '');
+/**
+ * The base path without a trailing slash ('' at the root), set by index.html. (globalThis, not
+ * window: this module is also loaded by the trace worker, which has no window and no base.)
+ */
+export const BASE = (globalThis.TH_BASE || '').replace(/\/+$/, '');
 
 /**
  * Create an element. attrs: plain attributes, plus `class`, `text`, `on<event>` handlers and
