@@ -111,11 +111,11 @@ int th_auth_client_node_check(const th_node_t *auth, const char **err)
 }
 
 int th_auth_client_resolve(struct th_component *c, struct th_host *host, const th_node_t *auth,
-                           const char **name, th_buf_t *value)
+                           struct th_auth_client *out)
 {
     char err[512];
     const char *why = NULL;
-    *name = NULL;
+    memset(out, 0, sizeof(*out));
     if (!auth || auth->kind == TH_NODE_NULL) {
         return 0;
     }
@@ -130,14 +130,52 @@ int th_auth_client_resolve(struct th_component *c, struct th_host *host, const t
         th_log_error(c, "%s", err);
         return ret;
     }
-    ret = th_auth_client_header(&a, name, value);
+    ret = th_auth_client_header(&a, &out->name, &out->value);
     if (ret != 0) {
         th_log_error(c, "auth::authenticator: the extension gave no credentials to send: %s",
                      th_strerror(ret));
-        *name = NULL;
+        th_auth_client_free(out);
         return ret == TH_ENOMEM ? ret : TH_ECONFIG;
     }
+    out->a = a;
     return 0;
+}
+
+static void wipe_buf(th_buf_t *b)
+{
+    if (b->ptr) {
+        explicit_bzero(b->ptr, b->cap);
+    }
+    th_buf_free(b);
+}
+
+int th_auth_client_refresh(struct th_auth_client *c)
+{
+    if (!th_auth_enabled(&c->a)) {
+        return 0;
+    }
+    const char *name = NULL;
+    th_buf_t now = {0};
+    int ret = th_auth_client_header(&c->a, &name, &now);
+    if (ret == 0 && now.len == c->value.len &&
+        (now.len == 0 || memcmp(now.ptr, c->value.ptr, now.len) == 0)) {
+        wipe_buf(&now);
+        return 0;
+    }
+    if (ret != 0) {
+        wipe_buf(&now);
+        return ret;
+    }
+    wipe_buf(&c->value);
+    c->value = now;
+    c->name = name;
+    return 1;
+}
+
+void th_auth_client_free(struct th_auth_client *c)
+{
+    wipe_buf(&c->value);
+    memset(c, 0, sizeof(*c));
 }
 
 /* ---- h2o requests ------------------------------------------------------------------------ */

@@ -191,16 +191,12 @@ static int otlp_grpc_start(struct th_component *c, struct th_host *host)
     /* The transport is the helper's now, but still idle: its files are read here, on the
      * caller's thread, so a bad certificate fails start with a message. */
     char err[512];
-    const char *aname = NULL;
-    th_buf_t avalue = {0};
-    int ret = th_auth_client_resolve(c, host, e->cfg->auth, &aname, &avalue);
-    if (ret == 0 && aname) {
-        ret = th__otlp_grpc_exporter_transport_set_auth(e->transport, aname, &avalue);
+    struct th_auth_client auth;
+    int ret = th_auth_client_resolve(c, host, e->cfg->auth, &auth);
+    if (ret == 0 && th_auth_enabled(&auth.a)) {
+        ret = th__otlp_grpc_exporter_transport_set_auth(e->transport, &auth);
     }
-    if (avalue.ptr) {
-        explicit_bzero(avalue.ptr, avalue.cap);
-    }
-    th_buf_free(&avalue);
+    th_auth_client_free(&auth);
     if (ret != 0) {
         return ret;
     }

@@ -12,6 +12,7 @@
 #ifndef TH_EXPORTER_OTLP_GRPC_H
 #define TH_EXPORTER_OTLP_GRPC_H
 
+#include "th/auth.h"
 #include "th/component.h"
 #include "th/config.h"
 #include "th/exporterhelper.h"
@@ -182,12 +183,13 @@ int th__otlp_grpc_exporter_transport_prepare(th_otlp_grpc_exporter_transport_t *
 
 /**
  * Add the authenticator's header to every call (before the transport runs: called by start).
- * It replaces a `headers` entry of the same name, as the Collector's per-RPC credentials do.
- * @param[in] name a lower-case header name; @param[in] value its value (copied).
+ * It replaces a `headers` entry of the same name, as the Collector's per-RPC credentials do,
+ * and is taken again before each call, so a rotated credential is sent from then on.
+ * @param[in,out] auth the resolved client credentials; moved into the transport (zero after).
  * @return 0 or TH_ENOMEM.
  */
 int th__otlp_grpc_exporter_transport_set_auth(th_otlp_grpc_exporter_transport_t *t,
-                                              const char *name, const th_buf_t *value);
+                                              struct th_auth_client *auth);
 
 /** Copy the counters (call on the transport's loop, or after it stopped). */
 void th__otlp_grpc_exporter_transport_stats(const th_otlp_grpc_exporter_transport_t *t,

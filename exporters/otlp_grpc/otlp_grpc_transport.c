@@ -141,8 +141,11 @@ struct th_otlp_grpc_exporter_transport {
     th_buf_t strings; /* what nv points into */
     char **owned;     /* strings nv points to, freed at destroy */
     size_t n_owned;
-    struct conn *conn;  /* the connection new streams go to, or NULL */
-    struct conn *conns; /* every connection not yet freed */
+    struct th_auth_client auth; /* the authenticator's header, refreshed per call */
+    size_t auth_nv;             /* its entry in nv (valid when auth is enabled) */
+    char *auth_str;             /* that entry's value; nghttp2 copies it at each submit */
+    struct conn *conn;          /* the connection new streams go to, or NULL */
+    struct conn *conns;         /* every connection not yet freed */
     struct call_list waiting;
     struct call_list failing;
     uv_timer_t kick;
@@ -282,11 +285,34 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t
     return (ssize_t)n;
 }
 
+/* A rotated credential (a token file) goes out from this call on. The header's value is
+ * copied by nghttp2 at submit (no NO_COPY flag), so the old string can go at once; when taking
+ * the new one fails, the last one is sent. */
+static void refresh_auth(th_otlp_grpc_exporter_transport_t *t)
+{
+    if (th_auth_client_refresh(&t->auth) != 1) {
+        return;
+    }
+    const th_buf_t *v = &t->auth.value;
+    char *s = th_strndup(v->len ? (const char *)v->ptr : "", v->len);
+    if (!s) {
+        return;
+    }
+    if (t->auth_str) {
+        explicit_bzero(t->auth_str, strlen(t->auth_str));
+        th_free(t->auth_str);
+    }
+    t->auth_str = s;
+    t->nv[t->auth_nv].value = (uint8_t *)s;
+    t->nv[t->auth_nv].valuelen = v->len;
+}
+
 /* Open the call's stream on a ready connection. */
 static void call_submit(struct conn *c, struct call *call)
 {
     th_otlp_grpc_exporter_transport_t *t = c->t;
     list_remove(call);
+    refresh_auth(t);
     nghttp2_data_provider prd = {.source.ptr = call, .read_callback = on_data_read};
     int32_t id = nghttp2_submit_request(c->session, NULL, t->nv, t->n_nv, &prd, call);
     if (id < 0) {
@@ -1172,6 +1198,11 @@ static void tr_destroy(void *self)
     }
     th_assert(!t->started || (t->stopped && !t->conns));
     th__otlp_grpc_exporter_tls_ctx_destroy(t->tls_ctx);
+    if (t->auth_str) {
+        explicit_bzero(t->auth_str, strlen(t->auth_str));
+        th_free(t->auth_str);
+    }
+    th_auth_client_free(&t->auth);
     for (size_t i = 0; i < t->n_owned; i++) {
         th_free(t->owned[i]);
     }
@@ -1221,15 +1252,17 @@ static void add_nv(th_otlp_grpc_exporter_transport_t *t, const char *name, const
 }
 
 int th__otlp_grpc_exporter_transport_set_auth(th_otlp_grpc_exporter_transport_t *t,
-                                              const char *name, const th_buf_t *value)
+                                              struct th_auth_client *auth)
 {
+    const char *name = auth->name;
+    const th_buf_t *value = &auth->value;
     char *n = th_strdup(name);
     char *v = th_strndup(value->len ? (const char *)value->ptr : "", value->len);
     nghttp2_nv *nv = n && v ? th_realloc(t->nv, (t->n_nv + 1) * sizeof(*nv)) : NULL;
     if (nv) {
         t->nv = nv;
     }
-    char **owned = nv ? th_realloc(t->owned, (t->n_owned + 2) * sizeof(*owned)) : NULL;
+    char **owned = nv ? th_realloc(t->owned, (t->n_owned + 1) * sizeof(*owned)) : NULL;
     if (!owned) {
         th_free(n);
         if (v) {
@@ -1248,7 +1281,13 @@ int th__otlp_grpc_exporter_transport_set_auth(th_otlp_grpc_exporter_transport_t 
         }
     }
     t->n_nv = keep;
-    add_nv(t, own(t, n), own(t, v));
+    add_nv(t, own(t, n), v);
+    t->nv[t->n_nv - 1].flags = NGHTTP2_NV_FLAG_NO_COPY_NAME; /* the value is copied: it changes */
+    t->auth_nv = t->n_nv - 1;
+    t->auth_str = v;
+    th_auth_client_free(&t->auth);
+    t->auth = *auth;
+    memset(auth, 0, sizeof(*auth));
     return 0;
 }
 

@@ -167,16 +167,12 @@ static int otlp_http_start(struct th_component *c, struct th_host *host)
 {
     struct th_otlphttp_exporter *x = (struct th_otlphttp_exporter *)c;
     c->host = host;
-    const char *aname = NULL;
-    th_buf_t avalue = {0};
-    int ret = th_auth_client_resolve(c, host, x->cfg ? x->cfg->auth : NULL, &aname, &avalue);
-    if (ret == 0 && aname) {
-        ret = th__otlphttp_transport_set_auth(x->transport, aname, &avalue);
+    struct th_auth_client auth;
+    int ret = th_auth_client_resolve(c, host, x->cfg ? x->cfg->auth : NULL, &auth);
+    if (ret == 0 && th_auth_enabled(&auth.a)) {
+        ret = th__otlphttp_transport_set_auth(x->transport, &auth);
     }
-    if (avalue.ptr) {
-        explicit_bzero(avalue.ptr, avalue.cap);
-    }
-    th_buf_free(&avalue);
+    th_auth_client_free(&auth);
     if (ret != 0) {
         return ret;
     }

@@ -15,6 +15,7 @@
 
 #include <time.h>
 
+#include "th/auth.h"
 #include "th/component.h"
 #include "th/config.h"
 #include "th/exporterhelper.h"
@@ -205,12 +206,11 @@ int th__otlphttp_transport_create(const struct th_otlphttp_cfg *cfg, struct th_c
 /**
  * Add the authenticator's header to every request (before the transport runs: called by
  * start). It replaces a `headers` entry of the same name, as the Collector's RoundTripper
- * does.
- * @param[in] name a lower-case header name; @param[in] value its value (copied).
+ * does, and is taken again before each request, so a rotated credential is sent from then on.
+ * @param[in,out] auth the resolved client credentials; moved into the transport (zero after).
  * @return 0 or TH_ENOMEM.
  */
-int th__otlphttp_transport_set_auth(th_otlphttp_transport_t *t, const char *name,
-                                    const th_buf_t *value);
+int th__otlphttp_transport_set_auth(th_otlphttp_transport_t *t, struct th_auth_client *auth);
 
 /** Counters of the transport, for tests and metrics. */
 struct th_otlphttp_transport_stats {

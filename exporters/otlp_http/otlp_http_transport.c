@@ -39,12 +39,20 @@ struct sock {
     struct sock *next, *prev;
 };
 
+/* A header list replaced while requests that were given it are still in flight. */
+struct retired {
+    struct curl_slist *list;
+    struct retired *next;
+};
+
 struct th_otlphttp_transport {
     const struct th_otlphttp_cfg *cfg;
     struct th_component *comp;
     char *url;                     /* the traces URL, for messages */
     char *connect_url;             /* what curl is given (server_name_override changes host) */
-    struct curl_slist *headers;    /* Content-Type, Content-Encoding, user headers */
+    struct curl_slist *headers;    /* Content-Type, Content-Encoding, user headers, auth */
+    struct th_auth_client auth;    /* the authenticator's header, refreshed per request */
+    struct retired *retired;       /* header lists that requests in flight still use */
     struct curl_slist *connect_to; /* server_name_override: connect to the real host */
     char *ec_curves;               /* curve_preferences in OpenSSL's names */
     char user_agent[96];
@@ -124,15 +132,31 @@ static bool header_ok(const char *name, const char *value)
     return strpbrk(value, "\r\n") == NULL;
 }
 
-int th__otlphttp_transport_set_auth(th_otlphttp_transport_t *t, const char *name,
-                                    const th_buf_t *value)
+static void free_retired(th_otlphttp_transport_t *t)
 {
+    while (t->retired) {
+        struct retired *r = t->retired;
+        t->retired = r->next;
+        curl_slist_free_all(r->list);
+        th_free(r);
+    }
+}
+
+/* Put t->auth's header into a new list, replacing a header of the same name (the
+ * authenticator's wins, as in the Collector's RoundTripper). The old list is freed, or kept
+ * until no request that was given it is in flight. */
+static int put_auth_header(th_otlphttp_transport_t *t)
+{
+    const char *name = t->auth.name;
     size_t nl = strlen(name);
+    const th_buf_t *value = &t->auth.value;
     char *v = th_strndup(value->len ? (const char *)value->ptr : "", value->len);
-    if (v == NULL) {
+    struct retired *old = t->active ? th_malloc(sizeof(*old)) : NULL;
+    if (v == NULL || (t->active && old == NULL)) {
+        th_free(v);
+        th_free(old);
         return TH_ENOMEM;
     }
-    /* A new list without the header of that name (the authenticator's wins), then it. */
     struct curl_slist *list = NULL;
     int ret = 0;
     for (struct curl_slist *l = t->headers; ret == 0 && l != NULL; l = l->next) {
@@ -151,11 +175,26 @@ int th__otlphttp_transport_set_auth(th_otlphttp_transport_t *t, const char *name
     th_free(v);
     if (ret != 0) {
         curl_slist_free_all(list);
+        th_free(old);
         return ret;
     }
-    curl_slist_free_all(t->headers);
+    if (old) {
+        old->list = t->headers;
+        old->next = t->retired;
+        t->retired = old;
+    } else {
+        curl_slist_free_all(t->headers);
+    }
     t->headers = list;
     return 0;
+}
+
+int th__otlphttp_transport_set_auth(th_otlphttp_transport_t *t, struct th_auth_client *auth)
+{
+    th_auth_client_free(&t->auth);
+    t->auth = *auth;
+    memset(auth, 0, sizeof(*auth));
+    return th_auth_enabled(&t->auth.a) ? put_auth_header(t) : 0;
 }
 
 static int build_headers(th_otlphttp_transport_t *t, const char *host_header, const char **err)
@@ -550,6 +589,9 @@ static void complete(th_otlphttp_transport_t *t, struct req *r, const struct th_
     }
     active_unlink(t, r);
     req_put_idle(t, r);
+    if (t->active == NULL) {
+        free_retired(t);
+    }
     t->stats.completed++;
     t->stats.in_flight--;
     done(arg, res);
@@ -780,6 +822,13 @@ static int t_send(void *self, const uint8_t *pb, size_t len, th_export_done_cb d
         body = r->zbuf.ptr;
         n = r->zbuf.len;
     }
+    /* A rotated credential (a token file) goes out from this request on; when taking it
+     * fails, the last one is sent and the server's answer says whether it still holds. */
+    if (th_auth_client_refresh(&t->auth) == 1 && put_auth_header(t) != 0) {
+        ret = TH_ENOMEM;
+        goto fail;
+    }
+    curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, t->headers);
     r->resp.len = 0;
     r->errbuf[0] = '\0';
     r->done = done;
@@ -840,7 +889,9 @@ static void t_destroy(void *self)
         req_free(r);
     }
     curl_share_cleanup(t->share);
+    free_retired(t);
     curl_slist_free_all(t->headers);
+    th_auth_client_free(&t->auth);
     curl_slist_free_all(t->connect_to);
     th__otlphttp_compressor_deinit(&t->z);
     th_free(t->ec_curves);

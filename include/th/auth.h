@@ -160,17 +160,36 @@ int th_auth_client_header(const th_auth_t *a, const char **name, th_buf_t *value
  */
 int th_auth_client_node_check(const th_node_t *auth, const char **err);
 
+/** An exporter's client credentials: its authenticator and the header value last taken. */
+struct th_auth_client {
+    th_auth_t a;      /**< zero: no authentication */
+    const char *name; /**< the header name, lower case (valid as long as the extension) */
+    th_buf_t value;   /**< the value last taken (a secret: wiped when freed) */
+};
+
 /**
- * For an exporter's start: resolve its `auth::authenticator` as a client and get the header
+ * For an exporter's start: resolve its `auth::authenticator` as a client and take the header
  * it adds to every request. Failures are logged as @p c.
  * @param[in] auth the exporter's `auth` node (absent or null: no authentication).
- * @param[out] name the header name (lower case; valid as long as the extension), or NULL when
- *             there is no authentication.
- * @param[out] value its value, appended to an empty buffer the caller frees (a secret).
+ * @param[out] out zeroed first; with authentication, the authenticator, the header name and
+ *             its first value (the caller frees it with th_auth_client_free()).
  * @return 0, TH_ECONFIG (unknown extension, not a client authenticator), TH_ENOMEM.
  */
 int th_auth_client_resolve(struct th_component *c, struct th_host *host, const th_node_t *auth,
-                           const char **name, th_buf_t *value);
+                           struct th_auth_client *out);
+
+/**
+ * Take the authenticator's current header value before a request, so a rotated credential (a
+ * bearertokenauth token file, looked at again at most once a second) is sent from the next
+ * request on, as the Collector's clients do.
+ * @return 1 when the value changed (c->value holds the new one); 0 when it is the same, or
+ *         there is no authentication; an error (TH_ENOMEM, or the extension's) leaves c->value
+ *         as it was, so the last good credential keeps being sent.
+ */
+int th_auth_client_refresh(struct th_auth_client *c);
+
+/** Wipe and free the value; the struct is zero after. */
+void th_auth_client_free(struct th_auth_client *c);
 
 /* ---- Helpers the authenticators share ---------------------------------------------------- */
 

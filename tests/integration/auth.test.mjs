@@ -33,11 +33,12 @@ const EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export
 const TOKEN_1 = 'tok-Alpha-7f3c9e1d2b';
 const TOKEN_2 = 'tok-Bravo-55aa01cc9e';
 const TOKEN_3 = 'tok-Charlie-0d0e0f1a2b';
+const TOKEN_4 = 'tok-Delta-9e8d7c6b5a41';
 // htpasswd -nbB -C 4 viewer 'Viewer-pw-8812' (in the file) and
 // htpasswd -nbm admin 'Admin-pw-4471' (inline)
 const VIEWER = ['viewer', 'Viewer-pw-8812'];
 const ADMIN = ['admin', 'Admin-pw-4471'];
-const SECRETS = [TOKEN_1, TOKEN_2, TOKEN_3, VIEWER[1], ADMIN[1]];
+const SECRETS = [TOKEN_1, TOKEN_2, TOKEN_3, TOKEN_4, VIEWER[1], ADMIN[1]];
 
 let th;
 let dir;
@@ -45,6 +46,7 @@ let tokenPath;
 let grpcPort;
 let qport;
 let clientOut; // a second process whose exporters authenticate to the first
+let rotatingClient; // one whose client token comes from a file that is replaced
 
 function basic([u, p]) {
   return `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
@@ -204,6 +206,7 @@ service:
 
 after(async () => {
   clientOut?.kill();
+  rotatingClient?.kill();
   if (th) {
     await th.stopClean();
   }
@@ -334,12 +337,16 @@ test('a token file replaced while running takes effect', async () => {
   assert.match(th.stderr, /reloaded the token file .*: 1 token/);
 });
 
-test('exporters send the token of a client bearertokenauth (otlp_grpc, otlp_http)', async () => {
-  const [httpB] = await freePorts(1);
-  const yaml = `
+/**
+ * A second Tracehouse whose otlp_grpc and otlp_http exporters authenticate to the first with
+ * a client bearertokenauth (@p tokenKey: its `token: ...` or `filename: ...`): what arrives on
+ * {port} leaves through otlp_grpc, what arrives on @p httpB through otlp_http.
+ */
+function clientYaml(tokenKey, httpB) {
+  return `
 extensions:
   bearertokenauth/client:
-    token: ${TOKEN_3}
+    ${tokenKey}
 receivers:
   otlp/a:
     protocols:
@@ -370,6 +377,11 @@ service:
       receivers: [otlp/b]
       exporters: [otlp_http]
 `;
+}
+
+test('exporters send the token of a client bearertokenauth (otlp_grpc, otlp_http)', async () => {
+  const [httpB] = await freePorts(1);
+  const yaml = clientYaml(`token: ${TOKEN_3}`, httpB);
   clientOut = await Tracehouse.start({ yaml });
   for (const [service, port] of [['via-exporter-grpc', clientOut.port], ['via-exporter-http', httpB]]) {
     const { spans, traceId } = makeSpans(service);
@@ -387,8 +399,66 @@ service:
   assert.doesNotMatch(said, /\b401\b|UNAUTHENTICATED|error/);
 });
 
+/** Replace a file the way secret managers do: write a new one, rename it over the old. */
+async function replaceFile(p, text) {
+  await fsp.writeFile(`${p}.new`, text);
+  await fsp.rename(`${p}.new`, p);
+}
+
+/** Poll the OTLP/HTTP receiver with a bearer token until it answers @p status. */
+async function untilTokenGets(token, status) {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const r = await post(Buffer.from('{}'), { 'content-type': 'application/json',
+      authorization: `Bearer ${token}` });
+    if (r.status === status) {
+      return;
+    }
+    assert.ok(Date.now() < deadline, `the receiver never answered ${status} to that token`);
+    await new Promise((res) => setTimeout(res, 200));
+  }
+}
+
+test('exporters send a rotated client token file from their next request on (otlp_grpc, otlp_http)',
+  async () => {
+    const clientTokenPath = path.join(dir, 'client-token');
+    await fsp.writeFile(clientTokenPath, `${TOKEN_3}\n`);
+    const [httpB] = await freePorts(1);
+    const yaml = clientYaml(`filename: ${clientTokenPath}`, httpB);
+    rotatingClient = await Tracehouse.start({ yaml });
+    const viaBoth = async (tag) => {
+      for (const [kind, port] of [['grpc', rotatingClient.port], ['http', httpB]]) {
+        const { spans, traceId } = makeSpans(`rotating-${kind}-${tag}`);
+        const exporter = new ProtoExporter({ url: `http://127.0.0.1:${port}/v1/traces` });
+        const r = await exportWith(exporter, spans);
+        await exporter.shutdown();
+        assert.equal(r.code, ExportResultCode.SUCCESS, r.error?.message);
+        await waitForTrace(traceId);
+      }
+    };
+    await viaBoth('before');
+    // The change-over: the server takes both tokens, then the client's file gets the new one.
+    await replaceFile(tokenPath, `${TOKEN_3}\n${TOKEN_4}\n`);
+    await untilTokenGets(TOKEN_4, 200);
+    await replaceFile(clientTokenPath, `${TOKEN_4}\n`);
+    // the client looks at its file again at most once a second, before a request
+    await new Promise((res) => setTimeout(res, 1500));
+    await viaBoth('during');
+    // The server drops the old token: only exporters that switched still get in.
+    await replaceFile(tokenPath, `${TOKEN_4}\n`);
+    await untilTokenGets(TOKEN_3, 401);
+    await viaBoth('after');
+    await rotatingClient.stopClean();
+    const said = rotatingClient.stderr.split('\n').filter(Boolean)
+      .map((l) => { try { const j = JSON.parse(l); return `${j.level} ${j.msg}`; } catch { return l; } })
+      .join('\n');
+    assert.doesNotMatch(said, /\b401\b|UNAUTHENTICATED|error/);
+    assert.match(said, /reloaded the token file .*client-token: 1 token/);
+  });
+
 test('the output never contains a token or a password', async () => {
-  const out = th.stdout + th.stderr + (clientOut ? clientOut.stdout + clientOut.stderr : '');
+  const out = th.stdout + th.stderr + (clientOut ? clientOut.stdout + clientOut.stderr : '') +
+    (rotatingClient ? rotatingClient.stdout + rotatingClient.stderr : '');
   assert.ok(out.length > 0);
   for (const s of SECRETS) {
     assert.ok(!out.includes(s), `the output contains the secret ${s.slice(0, 5)}…`);
