@@ -356,6 +356,54 @@ describe('Jaeger UI assets (ui.assets_path)', () => {
     }
   });
 
+  test('a config file changed while running is followed; a bad edit keeps the last good one',
+    async () => {
+      const live = path.join(dir, 'live-config.json');
+      await fsp.writeFile(live, JSON.stringify({ search: { maxLimit: 100 } }));
+      const { th, qport } = await startQuery(`    ui:
+      assets_path: ${JSON.stringify(path.join(dir, 'ui'))}
+      config_file: ${JSON.stringify(live)}`);
+      const shown = async () => {
+        const r = await request(qport, '/search');
+        assert.equal(r.status, 200);
+        return { cfg: JSON.parse(/const JAEGER_CONFIG = (.*);\n/.exec(r.text)[1]), etag: r.headers.etag };
+      };
+      const until = async (what, ok) => {
+        const deadline = Date.now() + 5000;
+        for (;;) {
+          const v = await shown();
+          if (ok(v.cfg)) {
+            return v;
+          }
+          assert.ok(Date.now() < deadline, `${what}: still ${JSON.stringify(v.cfg)}`);
+          await new Promise((res) => setTimeout(res, 100));
+        }
+      };
+      try {
+        const first = await shown();
+        assert.equal(first.cfg.search.maxLimit, 100);
+        // replaced by a rename, as configuration tools do
+        await fsp.writeFile(`${live}.new`, JSON.stringify({ search: { maxLimit: 200 } }));
+        await fsp.rename(`${live}.new`, live);
+        const second = await until('the renamed file', (c) => c.search?.maxLimit === 200);
+        assert.notEqual(second.etag, first.etag, 'a new page has a new ETag');
+        // a bad edit in place: logged, and the page keeps the last good config
+        await fsp.writeFile(live, '{"search": ');
+        const deadline = Date.now() + 5000;
+        while (!/ui::config_file: .*keeps the previous config/.test(th.stderr)) {
+          assert.ok(Date.now() < deadline, `the bad edit was not reported:\n${th.stderr.slice(-2000)}`);
+          await new Promise((res) => setTimeout(res, 100));
+        }
+        assert.equal((await shown()).cfg.search.maxLimit, 200);
+        // fixed in place
+        await fsp.writeFile(live, JSON.stringify({ search: { maxLimit: 300 } }));
+        await until('the fixed file', (c) => c.search?.maxLimit === 300);
+        assert.match(th.stderr, /ui::config_file changed: the page now carries the new config/);
+      } finally {
+        await th.stopClean();
+      }
+    });
+
   test('JS config: UIConfig replaces the hook', async () => {
     const { th, qport } = await startQuery(`    ui:
       assets_path: ${JSON.stringify(path.join(dir, 'ui'))}

@@ -483,6 +483,13 @@ static void on_sweep(uv_timer_t *t)
     th_conn_watch_tick(&s->watch, s->log_as, "",
                        "the bound is the larger of idle_timeout and read_header_timeout + "
                        "read_timeout");
+    char err[1200];
+    int rc = th_jaeger_ui_reload(s->cfg.ui, th_now_mono_ns(), err, sizeof(err));
+    if (rc == 1) {
+        th_log_info(s->log_as, "ui::config_file changed: the page now carries the new config");
+    } else if (rc < 0) {
+        th_log_warn(s->log_as, "%s", err);
+    }
 }
 
 static void on_accept(uv_stream_t *listener, int status)

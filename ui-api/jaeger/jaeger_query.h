@@ -176,9 +176,10 @@ struct th_jaeger_http_cfg {
                                        within this is closed; 0: no limit */
     struct th_jaeger_query_metrics *metrics; /**< counted per request; may be NULL */
     const struct th_tls_server_cfg *tls;     /**< HTTPS when not NULL (checked, copied at start) */
-    th_auth_t auth; /**< every request (API, UI files and pages) is authenticated unless zero;
-                         CORS preflights pass, as browsers send them without credentials */
-    const th_jaeger_ui_t *ui; /**< the web UI under base_path; NULL: API only (not owned) */
+    th_auth_t auth;     /**< every request (API, UI files and pages) is authenticated unless zero;
+                             CORS preflights pass, as browsers send them without credentials */
+    th_jaeger_ui_t *ui; /**< the web UI under base_path; NULL: API only (not owned; its
+                             config file is followed on the server's thread) */
 };
 
 /**

@@ -161,8 +161,8 @@ static const struct th_cfg_field ui_table[] = {
      .type = TH_CFG_STRING,
      .offset = offsetof(struct th_jaeger_query_ui_cfg, config_file),
      .desc = "Jaeger UI configuration injected into its index.html: a .json file (an object, "
-             "JAEGER_CONFIG) or a .js file defining function UIConfig(); read at start; only "
-             "with assets_path"},
+             "JAEGER_CONFIG) or a .js file defining function UIConfig(); followed while "
+             "running (looked at once a second); only with assets_path"},
     {.name = "assets_path",
      .type = TH_CFG_STRING,
      .offset = offsetof(struct th_jaeger_query_ui_cfg, assets_path),

@@ -11,8 +11,9 @@
  * megabytes, so memory is not the constraint; per-request reads would need a race-free
  * "stays under the root" check (realpath then open is a TOCTOU window for symlinks), would
  * block the server's event loop on disk, and would hash every file again for its ETag.
- * The cost is that changed assets need a restart, as does a changed ui.config_file (Jaeger
- * re-reads that one every 10 s).
+ * The cost is that changed assets need a restart. A changed ui.config_file does not: the
+ * query server's timer calls th_jaeger_ui_reload(), which looks at the file once a second and
+ * injects the new config into the page kept as read (as Jaeger watches that file).
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -82,6 +83,18 @@ struct th_jaeger_ui {
     size_t total; /* bytes loaded from an assets directory */
     struct entry page;
     th_buf_t page_buf;
+    /* ui.config_file, watched (assets only): the index as read, to inject again */
+    char *config_path;
+    uint8_t *raw_index;
+    size_t raw_index_len;
+    struct stat config_st; /* what the last look saw: device, inode, size, mtime */
+    uint64_t next_check_ns;
+    /* pages replaced by a reload: responses in flight may still point into them */
+    struct old_page {
+        th_buf_t buf;
+        uint8_t *gz;
+    } * old;
+    size_t n_old;
 };
 
 /* ---- Content types ------------------------------------------------------------------------- */
@@ -938,8 +951,81 @@ void th_jaeger_ui_destroy(th_jaeger_ui_t *ui)
     th_free(ui->files);
     th_free(ui->page.gz);
     th_buf_free(&ui->page_buf);
+    for (size_t i = 0; i < ui->n_old; i++) {
+        th_buf_free(&ui->old[i].buf);
+        th_free(ui->old[i].gz);
+    }
+    th_free(ui->old);
+    th_free(ui->config_path);
+    th_free(ui->raw_index);
     th_free(ui->base);
     th_free(ui);
+}
+
+/* The page entry of page_buf: its ETag and gzip variant. */
+static int page_finish(th_jaeger_ui_t *ui)
+{
+    ui->page = (struct entry){.path = "index.html",
+                              .ctype = "text/html; charset=utf-8",
+                              .data = ui->page_buf.ptr,
+                              .len = ui->page_buf.len};
+    int rc = make_etag(ui->page.data, ui->page.len, "", ui->page.etag, sizeof(ui->page.etag));
+    return rc == 0 ? add_gzip(&ui->page) : rc;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+int th_jaeger_ui_reload(th_jaeger_ui_t *ui, uint64_t now_ns, char *err, size_t errlen)
+{
+    if (!ui || !ui->config_path || now_ns < ui->next_check_ns) {
+        return 0;
+    }
+    ui->next_check_ns = now_ns + 1000000000ull;
+    struct stat st;
+    if (stat(ui->config_path, &st) != 0) {
+        memset(&st, 0, sizeof(st));
+    }
+    if (same_file(&st, &ui->config_st)) {
+        return 0;
+    }
+    /* Looked at once per change, whatever comes of it: a bad edit is reported once, and the
+     * page keeps the last good config until the file changes again. */
+    ui->config_st = st;
+    char *js = NULL, *json = NULL;
+    char why[1024];
+    int rc = th_jaeger_ui_load_config(ui->config_path, &js, &json, why, sizeof(why));
+    if (rc != 0) {
+        snprintf(err, errlen, "ui::config_file: %s; the page keeps the previous config", why);
+        return rc;
+    }
+    struct old_page *old = th_realloc(ui->old, (ui->n_old + 1) * sizeof(*old));
+    th_buf_t page = {0};
+    rc = old ? 0 : TH_ENOMEM;
+    if (old) {
+        ui->old = old;
+        rc =
+            th_jaeger_ui_inject_jaeger(ui->raw_index, ui->raw_index_len, js, json, ui->base, &page);
+    }
+    th_free(js);
+    th_free(json);
+    if (rc != 0) {
+        th_buf_free(&page);
+        snprintf(err, errlen, "ui::config_file: %s: out of memory", ui->config_path);
+        return rc;
+    }
+    /* Responses in flight point into the current page: it is kept until destroy (one per
+     * change of the file, a few kilobytes each). */
+    ui->old[ui->n_old++] = (struct old_page){.buf = ui->page_buf, .gz = ui->page.gz};
+    ui->page_buf = page;
+    rc = page_finish(ui);
+    if (rc != 0) {
+        snprintf(err, errlen, "ui::config_file: %s: out of memory", ui->config_path);
+    }
+    return rc == 0 ? 1 : rc;
 }
 
 static const struct entry *find(const th_jaeger_ui_t *ui, const char *name)
@@ -992,23 +1078,29 @@ int th_jaeger_ui_create(const struct th_jaeger_ui_cfg *cfg, th_jaeger_ui_t **out
             goto fail;
         }
         size_t at = (size_t)(ix - ui->files);
-        rc = th_jaeger_ui_inject_jaeger(ix->data, ix->len, config_js, config_json, ui->base,
-                                        &ui->page_buf);
+        ui->raw_index = th_malloc(ix->len ? ix->len : 1);
+        rc = ui->raw_index ? 0 : TH_ENOMEM;
+        if (rc == 0) {
+            memcpy(ui->raw_index, ix->data, ix->len);
+            ui->raw_index_len = ix->len;
+            rc = th_jaeger_ui_inject_jaeger(ix->data, ix->len, config_js, config_json, ui->base,
+                                            &ui->page_buf);
+        }
         free_entry(&ui->files[at]);
         memmove(&ui->files[at], &ui->files[at + 1], (ui->n - at - 1) * sizeof(*ui->files));
         ui->n--;
+        if (rc == 0 && cfg->config_file && *cfg->config_file) {
+            ui->config_path = th_strdup(cfg->config_file);
+            rc = ui->config_path ? 0 : TH_ENOMEM;
+            if (stat(cfg->config_file, &ui->config_st) != 0) {
+                memset(&ui->config_st, 0, sizeof(ui->config_st));
+            }
+        }
     } else {
         rc = th_jaeger_ui_inject_builtin(index, index_len, ui->base, &ui->page_buf);
     }
     if (rc == 0) {
-        ui->page = (struct entry){.path = "index.html",
-                                  .ctype = "text/html; charset=utf-8",
-                                  .data = ui->page_buf.ptr,
-                                  .len = ui->page_buf.len};
-        rc = make_etag(ui->page.data, ui->page.len, "", ui->page.etag, sizeof(ui->page.etag));
-    }
-    if (rc == 0) {
-        rc = add_gzip(&ui->page);
+        rc = page_finish(ui);
     }
     for (size_t i = 0; rc == 0 && i < ui->n; i++) {
         rc = add_gzip(&ui->files[i]);

@@ -65,15 +65,30 @@ typedef struct th_jaeger_ui th_jaeger_ui_t;
  * read the config file, and build the injected index.html with its ETag, plus gzip variants
  * of the compressible files.
  * @param[in] cfg the settings; the strings are copied.
- * @param[out] out the UI, read-only afterwards (safe to share between threads).
+ * @param[out] out the UI, read-only afterwards except for th_jaeger_ui_reload().
  * @param[out] err why it failed, naming the file (missing directory or index.html, a config
  *             file that does not parse, a directory over TH_JAEGER_UI_MAX_ASSETS).
  * @return 0, TH_ECONFIG, TH_EIO, TH_E2BIG or TH_ENOMEM.
- * @note Files of an assets directory are read once, here: later changes need a restart.
+ * @note Files of an assets directory are read once, here: later changes need a restart
+ *       (the config file is followed: th_jaeger_ui_reload()).
  *       Symbolic links are followed only when their target stays inside the directory.
  */
 int th_jaeger_ui_create(const struct th_jaeger_ui_cfg *cfg, th_jaeger_ui_t **out, char *err,
                         size_t errlen);
+
+/**
+ * Follow a changed ui.config_file (Jaeger watches that file too): at most once a second, look
+ * at it, and when it changed (device, inode, size or mtime: a rename over it counts), read it
+ * and inject it into the index.html kept as read. Call on the thread that serves the UI; a
+ * replaced page stays allocated until th_jaeger_ui_destroy, as responses may still use it.
+ * Does nothing for the built-in UI or without a config file.
+ * @param[in] now_ns th_now_mono_ns().
+ * @param[out] err why a changed file was not taken (it is reported once per change; the page
+ *             keeps the last good config).
+ * @return 1 when the page changed, 0 when nothing did, or an error of
+ *         th_jaeger_ui_load_config() or TH_ENOMEM.
+ */
+int th_jaeger_ui_reload(th_jaeger_ui_t *ui, uint64_t now_ns, char *err, size_t errlen);
 
 /** Free the UI; NULL is allowed. No response of it may still be in use. */
 void th_jaeger_ui_destroy(th_jaeger_ui_t *ui);

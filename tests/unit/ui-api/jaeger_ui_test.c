@@ -6,6 +6,7 @@
  * redirects, 304, gzip negotiation, HEAD and methods; plus allocation failure at every step
  * of th_jaeger_ui_create.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -652,6 +653,68 @@ static void test_create_oom(void **state)
     }
 }
 
+/* A config file that changes while running: looked at once a second, a change (an edit, a
+ * rename over it) is injected, a bad edit is reported once and the last good config stays,
+ * the built-in UI and a UI without a config file have nothing to follow. */
+static void test_reload_config(void **state)
+{
+    (void)state;
+    write_file("live.json", "{\"menu\": \"first\"}");
+    th_jaeger_ui_t *ui = create("", tmp_path("assets"), tmp_path("live.json"));
+    char err[1200];
+    uint64_t now = 1000000000000ull;
+    /* nothing changed */
+    assert_int_equal(th_jaeger_ui_reload(ui, now, err, sizeof(err)), 0);
+    assert_int_equal(serve(ui, "/"), 0);
+    assert_true(body_has("\"menu\":\"first\""));
+    char etag1[64];
+    snprintf(etag1, sizeof(etag1), "%s", resp.etag);
+    const uint8_t *old_body = resp.body;
+    size_t old_len = resp.len;
+    char *old_copy = strndup((const char *)old_body, old_len);
+
+    /* a rename over it (a different inode) is seen at the next look, not before */
+    write_file("live.json.new", "{\"menu\": \"second\"}");
+    assert_int_equal(rename(tmp_path("live.json.new"), tmp_path("live.json")), 0);
+    assert_int_equal(th_jaeger_ui_reload(ui, now + 500000000ull, err, sizeof(err)), 0);
+    assert_int_equal(th_jaeger_ui_reload(ui, now + 1000000000ull, err, sizeof(err)), 1);
+    assert_int_equal(serve(ui, "/"), 0);
+    assert_true(body_has("\"menu\":\"second\""));
+    assert_string_not_equal(resp.etag, etag1);
+    /* a response still being written keeps its bytes */
+    assert_memory_equal(old_body, old_copy, old_len);
+    free(old_copy);
+
+    /* a bad edit: reported once, the page keeps the last good config */
+    write_file("live.json", "{\"menu\": ");
+    struct stat st;
+    assert_int_equal(stat(tmp_path("live.json"), &st), 0);
+    struct timespec later[2] = {st.st_atim, {st.st_mtim.tv_sec + 5, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, tmp_path("live.json"), later, 0), 0);
+    assert_int_equal(th_jaeger_ui_reload(ui, now + 2000000000ull, err, sizeof(err)), TH_ECONFIG);
+    assert_non_null(strstr(err, "live.json"));
+    assert_non_null(strstr(err, "keeps the previous config"));
+    assert_int_equal(th_jaeger_ui_reload(ui, now + 3000000000ull, err, sizeof(err)), 0);
+    assert_int_equal(serve(ui, "/"), 0);
+    assert_true(body_has("\"menu\":\"second\""));
+    /* fixed: taken */
+    write_file("live.json", "{\"menu\": \"third\"}");
+    later[1].tv_sec += 5;
+    assert_int_equal(utimensat(AT_FDCWD, tmp_path("live.json"), later, 0), 0);
+    assert_int_equal(th_jaeger_ui_reload(ui, now + 4000000000ull, err, sizeof(err)), 1);
+    assert_int_equal(serve(ui, "/"), 0);
+    assert_true(body_has("\"menu\":\"third\""));
+    th_jaeger_ui_destroy(ui);
+
+    /* nothing to follow */
+    ui = create("", NULL, NULL);
+    assert_int_equal(th_jaeger_ui_reload(ui, now, err, sizeof(err)), 0);
+    th_jaeger_ui_destroy(ui);
+    ui = create("", tmp_path("assets"), NULL);
+    assert_int_equal(th_jaeger_ui_reload(ui, now, err, sizeof(err)), 0);
+    th_jaeger_ui_destroy(ui);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,7 +723,7 @@ int main(void)
         cmocka_unit_test(test_inject_jaeger), cmocka_unit_test(test_config_files),
         cmocka_unit_test(test_serve_builtin), cmocka_unit_test(test_serve_base_path),
         cmocka_unit_test(test_serve_assets),  cmocka_unit_test(test_create_errors),
-        cmocka_unit_test(test_create_oom),
+        cmocka_unit_test(test_create_oom),    cmocka_unit_test(test_reload_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
