@@ -572,7 +572,10 @@ test('no sending queue and the target hangs: the receiver\'s write_timeout close
   assert.ok(err instanceof Error && !/TimeoutError|aborted/i.test(`${err.name} ${err.message}`),
     `expected the connection to be closed, got: ${err}`);
   assert.ok(took >= 900 && took < 6000, `closed after ${took} ms (write_timeout 1s)`);
-  assert.match(a.stderr, /closed 1 connection\(s\) on 127\.0\.0\.1:\d+ since the last such line: a request was not answered and written within write_timeout \(1000 ms/);
+  // the client can see the close before the server's log line reaches us through the pipe
+  await until('the write_timeout line', async () =>
+    /closed 1 connection\(s\) on 127\.0\.0\.1:\d+ since the last such line: a request was not answered and written within write_timeout \(1000 ms/
+      .test(a.stderr), 5000);
   // The target answers again: a request now gets its 200 and reaches the sink.
   front.answer();
   const id = newId();
