@@ -334,7 +334,7 @@ test('a token file replaced while running takes effect', async () => {
   await waitForTrace(traceId);
   const stale = await sendGrpc('stale-token-grpc', `Bearer ${TOKEN_2}`);
   assert.equal(stale.r.code, ExportResultCode.FAILED);
-  assert.match(th.stderr, /reloaded the token file .*: 1 token/);
+  await th.waitLog(/reloaded the token file .*: 1 token/);
 });
 
 /**

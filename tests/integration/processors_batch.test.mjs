@@ -373,7 +373,7 @@ describe('batch processor', () => {
       await sleep(300); // the writer has failed by now
       const r = await post(th, request('b', 6));
       assert.equal(r.status, 200);
-      assert.match(th.stderr, /refused a batch of 6 spans .*dropped: its senders were answered at enqueue/);
+      await th.waitLog(/refused a batch of 6 spans .*dropped: its senders were answered at enqueue/);
       await th.stop(); // the exporter reports the unwritten bytes: exit code 1
     } finally {
       await th.cleanup();
@@ -484,7 +484,7 @@ describe('memory_limiter processor', () => {
       assert.deepEqual(messages, ['data refused due to high memory usage']);
       assert.ok(maxRssKiB <= BOUND_KIB,
         `RSS reached ${maxRssKiB} KiB, over ${LIMIT_MIB} MiB + ${MARGIN_MIB} MiB`);
-      assert.match(th.stderr, /Memory usage is above soft limit\. Refusing data\./);
+      await th.waitLog(/Memory usage is above soft limit\. Refusing data\./);
 
       // The flood is over: the batch flushes within its timeout, memory is returned (trim),
       // and a check lets data in again.
@@ -499,7 +499,7 @@ describe('memory_limiter processor', () => {
         }
       }
       assert.ok(ok, `still refused after the flood\n${th.stderr.slice(-2000)}`);
-      assert.match(th.stderr, /Memory usage back within limits\. Resuming normal operation\./);
+      await th.waitLog(/Memory usage back within limits\. Resuming normal operation\./);
       await th.stopClean();
       await th.cleanup();
     } finally {

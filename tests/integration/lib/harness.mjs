@@ -248,6 +248,21 @@ export class Tracehouse {
   }
 
   /** Stop and fail unless the exit was clean (code 0, no signal). */
+  /**
+   * Wait until stderr matches @p re. A client can see the effect of a request (its answer, a
+   * closed connection) before the line the process logged for it arrives through the pipe,
+   * so checks of a log line right after such an event wait for it.
+   */
+  async waitLog(re, ms = 5000) {
+    const deadline = Date.now() + ms;
+    while (!re.test(this.stderr)) {
+      if (Date.now() > deadline) {
+        throw new Error(`no log line matches ${re} within ${ms} ms; stderr ends:\n${this.stderr.slice(-3000)}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   async stopClean() {
     const r = await this.stop();
     if (r.code !== 0 || r.signal) {
