@@ -2,10 +2,14 @@
  * The replaceable allocator, error strings, assertions and clocks shared by every part of
  * Tracehouse.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "th/common.h"
 
@@ -123,4 +127,78 @@ uint64_t th_now_unix_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int th_file_read(const char *path, size_t max, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? TH_ENOENT : TH_EIO;
+    }
+    int rc = 0, err = 0;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = TH_EIO;
+        err = errno;
+        goto out;
+    }
+    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
+        rc = TH_E2BIG;
+        goto out;
+    }
+    /* A regular file's size is known, plus one byte to see its end (it may still change
+     * while read); otherwise grow. Reads stop one byte past the limit, so a larger file, or a
+     * pipe, is refused without reading it all. One byte stays free for the NUL. */
+    cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 2 : 4096;
+    buf = th_malloc(cap);
+    if (!buf) {
+        rc = TH_ENOMEM;
+        goto out;
+    }
+    for (;;) {
+        if (n + 1 == cap) {
+            size_t ncap = cap * 2 > max + 2 ? max + 2 : cap * 2;
+            char *p = th_malloc(ncap);
+            if (!p) {
+                rc = TH_ENOMEM;
+                goto out;
+            }
+            memcpy(p, buf, n);
+            explicit_bzero(buf, cap);
+            th_free(buf);
+            buf = p;
+            cap = ncap;
+        }
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            rc = TH_EIO;
+            err = errno;
+            goto out;
+        }
+        if (r == 0) {
+            break;
+        }
+        n += (size_t)r;
+        if (n > max) {
+            rc = TH_E2BIG;
+            goto out;
+        }
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    buf = NULL;
+out:
+    if (buf) {
+        explicit_bzero(buf, cap);
+        th_free(buf);
+    }
+    close(fd);
+    errno = err;
+    return rc;
 }

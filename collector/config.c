@@ -1683,59 +1683,25 @@ fail:
 
 int th_config_load_file(const char *path, th_config_t **out, char *err, size_t errlen)
 {
-    int ret;
     char *buf = NULL;
     size_t n = 0;
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        ret = errno == ENOENT ? TH_ENOENT : TH_EIO;
-        snprintf(err, errlen, "cannot open config file \"%s\": %s", path, strerror(errno));
+    int ret = th_file_read(path, MAX_TEXT, &buf, &n);
+    if (ret == TH_E2BIG) {
+        snprintf(err, errlen, "%s: the configuration is larger than %u MiB", path, MAX_TEXT >> 20);
+        return TH_ECONFIG;
+    }
+    if (ret == TH_ENOMEM) {
+        snprintf(err, errlen, "out of memory");
         return ret;
     }
-    /* Read up to one byte past the limit, so a larger file (or endless pipe) is refused
-     * without reading it all. */
-    size_t cap = 64 * 1024;
-    for (;;) {
-        if (n == cap || !buf) {
-            if (buf) {
-                cap *= 2;
-            }
-            if (cap > MAX_TEXT + 1) {
-                cap = MAX_TEXT + 1;
-            }
-            char *p = th_realloc(buf, cap);
-            if (!p) {
-                snprintf(err, errlen, "out of memory");
-                ret = TH_ENOMEM;
-                goto out;
-            }
-            buf = p;
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            snprintf(err, errlen, "cannot read config file \"%s\": %s", path, strerror(errno));
-            ret = TH_EIO;
-            goto out;
-        }
-        if (r == 0) {
-            break;
-        }
-        n += (size_t)r;
-        if (n > MAX_TEXT) {
-            snprintf(err, errlen, "%s: the configuration is larger than %u MiB", path,
-                     MAX_TEXT >> 20);
-            ret = TH_ECONFIG;
-            goto out;
-        }
+    if (ret != 0) {
+        snprintf(err, errlen, "cannot %s config file \"%s\": %s",
+                 ret == TH_ENOENT ? "open" : "read", path, strerror(errno));
+        return ret;
     }
     ret = th_config_parse(buf, n, path, out, err, errlen);
-out:
     th_free(buf);
-    close(fd);
     return ret;
 }
 

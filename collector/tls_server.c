@@ -9,12 +9,12 @@
  * arrive and until then holds a bare pointer to the context. Key bytes are wiped after use and
  * never appear in a message.
  */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 #include <h2o.h>
 #include <openssl/crypto.h>
@@ -405,43 +405,18 @@ static const char *ssl_reason(char *buf, size_t cap, const char *dflt)
 static int read_file(const char *path, const char *key, const char *file, char **out, size_t *len,
                      char *err, size_t errlen)
 {
-    int ret = TH_ECONFIG;
-    char *buf = NULL;
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s::%s \"%s\": %s", path, key, file, strerror(errno));
-        return TH_ECONFIG;
+    int rc = th_file_read(file, MAX_PEM_FILE, out, len);
+    if (rc == TH_ENOMEM) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
     }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > MAX_PEM_FILE) {
+    if (rc == TH_E2BIG || (rc == TH_EIO && errno == EISDIR)) {
         snprintf(err, errlen, "%s::%s \"%s\": not a regular file of at most 1 MiB", path, key,
                  file);
-        goto out;
+    } else if (rc != 0) {
+        snprintf(err, errlen, "%s::%s \"%s\": %s", path, key, file, strerror(errno));
     }
-    size_t cap = (size_t)st.st_size + 1;
-    buf = th_malloc(cap);
-    if (!buf) {
-        snprintf(err, errlen, "out of memory");
-        ret = TH_ENOMEM;
-        goto out;
-    }
-    size_t n = fread(buf, 1, cap, f);
-    if (ferror(f) || n == cap) {
-        snprintf(err, errlen, "%s::%s \"%s\": read failed or the file grew while read", path, key,
-                 file);
-        goto out;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    buf = NULL;
-    ret = 0;
-out:
-    if (buf) {
-        wipe_free(buf, cap);
-    }
-    fclose(f);
-    return ret;
+    return rc == 0 ? 0 : TH_ECONFIG;
 }
 
 static int copy_pem(const char *pem, char **out, size_t *len, char *err, size_t errlen)

@@ -4,10 +4,8 @@
  * the hash checks are in basicauth_htpasswd.c); a client instance only builds its header.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -103,49 +101,16 @@ static int ba_init(struct th_component *c, const void *cfg_, struct th_consumer 
 /* Read a whole htpasswd file (at most TH_BASICAUTH_MAX_FILE). */
 static int read_file(const char *path, char **out, size_t *out_len, char *err, size_t errlen)
 {
-    int ret = 0;
-    size_t len = 0;
-    char *buf = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "htpasswd::file: cannot open %s: %s", path, strerror(errno));
-        return errno == ENOENT ? TH_ENOENT : TH_EIO;
-    }
-    buf = th_malloc(TH_BASICAUTH_MAX_FILE + 1);
-    if (!buf) {
+    int rc = th_file_read(path, TH_BASICAUTH_MAX_FILE, out, out_len);
+    if (rc == TH_E2BIG) {
+        snprintf(err, errlen, "htpasswd::file: %s is larger than %zu bytes", path,
+                 TH_BASICAUTH_MAX_FILE);
+    } else if (rc == TH_ENOMEM) {
         snprintf(err, errlen, "out of memory");
-        ret = TH_ENOMEM;
-        goto fail;
+    } else if (rc != 0) {
+        snprintf(err, errlen, "htpasswd::file: cannot read %s: %s", path, strerror(errno));
     }
-    for (;;) {
-        ssize_t n = read(fd, buf + len, TH_BASICAUTH_MAX_FILE + 1 - len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            snprintf(err, errlen, "htpasswd::file: reading %s: %s", path, strerror(errno));
-            ret = TH_EIO;
-            goto fail;
-        }
-        if (n == 0) {
-            break;
-        }
-        len += (size_t)n;
-        if (len > TH_BASICAUTH_MAX_FILE) {
-            snprintf(err, errlen, "htpasswd::file: %s is larger than %zu bytes", path,
-                     TH_BASICAUTH_MAX_FILE);
-            ret = TH_E2BIG;
-            goto fail;
-        }
-    }
-    close(fd);
-    *out = buf;
-    *out_len = len;
-    return 0;
-fail:
-    th_free(buf);
-    close(fd);
-    return ret;
+    return rc;
 }
 
 static int ba_start(struct th_component *c, struct th_host *host)

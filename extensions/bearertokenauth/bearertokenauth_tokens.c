@@ -2,10 +2,7 @@
  * bearertokenauth's token sets: building them from a list or a token file, matching a header
  * value against them in constant time, and reloading the token file when its content changes.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -139,56 +136,13 @@ bool th_bearertokenauth_match(const struct th_bearer_tokens *t, const char *sche
     return ok != 0;
 }
 
-/* Read the whole token file into a heap buffer (at most TH_BEARERTOKENAUTH_MAX_FILE). */
-static int read_file(const char *path, char **out, size_t *out_len)
-{
-    int ret = 0;
-    char *buf = NULL;
-    size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return errno == ENOENT ? TH_ENOENT : TH_EIO;
-    }
-    buf = th_malloc(TH_BEARERTOKENAUTH_MAX_FILE + 1);
-    if (!buf) {
-        ret = TH_ENOMEM;
-        goto fail;
-    }
-    for (;;) {
-        ssize_t n = read(fd, buf + len, TH_BEARERTOKENAUTH_MAX_FILE + 1 - len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            ret = TH_EIO;
-            goto fail;
-        }
-        if (n == 0) {
-            break;
-        }
-        len += (size_t)n;
-        if (len > TH_BEARERTOKENAUTH_MAX_FILE) {
-            ret = TH_E2BIG;
-            goto fail;
-        }
-    }
-    close(fd);
-    *out = buf;
-    *out_len = len;
-    return 0;
-fail:
-    th_free(buf);
-    close(fd);
-    return ret;
-}
-
 int th_bearertokenauth_reload(struct th_bearertokenauth *b)
 {
     char *text = NULL;
     size_t len = 0;
     struct th_bearer_tokens *t = NULL;
     uint8_t d[TH_AUTH_DIGEST_LEN];
-    int ret = read_file(b->cfg->filename, &text, &len);
+    int ret = th_file_read(b->cfg->filename, TH_BEARERTOKENAUTH_MAX_FILE, &text, &len);
     if (ret != 0) {
         pthread_mutex_lock(&b->lock);
         bool was_failing = b->file_failing;

@@ -83,6 +83,17 @@ char *th_strdup(const char *s);
 /** @return a heap copy of @p len bytes plus a NUL, or NULL. */
 char *th_strndup(const char *s, size_t len);
 
+/**
+ * Read a whole file of at most @p max bytes (certificates, token and htpasswd files, UI
+ * configs and assets). Whatever it read is wiped before it is freed on failure, as such files
+ * often hold secrets.
+ * @param[out] out the bytes, NUL-terminated, from th_malloc (the caller frees, and wipes it
+ *             when it holds a secret); @param[out] len their number.
+ * @return 0; TH_ENOENT (no such file); TH_E2BIG (larger than @p max); TH_ENOMEM; TH_EIO (any
+ *         other failure, a directory included). On TH_ENOENT and TH_EIO errno says why.
+ */
+int th_file_read(const char *path, size_t max, char **out, size_t *len);
+
 /** Report a broken invariant and abort. Used by th_assert only. */
 _Noreturn void th__assert_fail(const char *expr, const char *file, int line);
 

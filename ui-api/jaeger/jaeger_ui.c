@@ -543,51 +543,6 @@ int th_jaeger_ui_inject_jaeger(const uint8_t *in, size_t len, const char *config
 
 /* ---- The UI config file ------------------------------------------------------------------- */
 
-static int read_file(const char *path, size_t max, uint8_t **out, size_t *out_len)
-{
-    int rc = 0;
-    uint8_t *buf = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return errno == ENOENT ? TH_ENOENT : TH_EIO;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = TH_EIO;
-        goto out;
-    }
-    if ((uint64_t)st.st_size > max) {
-        rc = TH_E2BIG;
-        goto out;
-    }
-    size_t size = (size_t)st.st_size;
-    buf = th_malloc(size + 1);
-    if (!buf) {
-        rc = TH_ENOMEM;
-        goto out;
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            rc = TH_EIO; /* an error, or the file shrank while being read */
-            goto out;
-        }
-        got += (size_t)r;
-    }
-    buf[size] = '\0';
-    *out = buf;
-    *out_len = size;
-    buf = NULL;
-out:
-    th_free(buf);
-    close(fd);
-    return rc;
-}
-
 /* A JSON string's raw bytes (escapes kept), with what could end a <script> escaped as Go's
  * encoding/json does: <, >, &, U+2028 and U+2029. */
 static int append_json_raw(th_buf_t *b, const th_json_tok_t *t)
@@ -718,7 +673,7 @@ int th_jaeger_ui_load_config(const char *path, char **js, char **json, char *err
                  path);
         return TH_ECONFIG;
     }
-    int rc = read_file(path, MAX_CONFIG, &data, &len);
+    int rc = th_file_read(path, MAX_CONFIG, (char **)&data, &len);
     if (rc != 0) {
         snprintf(err, errlen, "cannot read UI config file %s: %s", path,
                  rc == TH_E2BIG ? "larger than 1 MiB"
@@ -876,7 +831,7 @@ static int load_dir(struct loader *L, const char *dir, const char *rel, int dept
         }
         uint8_t *data = NULL;
         size_t len = 0;
-        rc = read_file(full, TH_JAEGER_UI_MAX_ASSETS - ui->total, &data, &len);
+        rc = th_file_read(full, TH_JAEGER_UI_MAX_ASSETS - ui->total, (char **)&data, &len);
         if (rc == TH_E2BIG) {
             snprintf(L->err, L->errlen, "%s: the files take more than %zu MiB", L->root,
                      TH_JAEGER_UI_MAX_ASSETS >> 20);
