@@ -13,6 +13,7 @@
 #include "th/common.h"
 #include "th/conn_limit.h"
 #include "th/log.h"
+#include "th/tls.h"
 
 size_t th_conn_limit_default(void)
 {
@@ -200,6 +201,58 @@ bool th_conn_watch_sweep_writes(struct th_conn_watch *w, uint64_t now_ns, uint64
         }
     }
     return log;
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    th_free(h);
+}
+
+bool th_conn_refuse(uv_stream_t *listener, struct th_conn_refusals *r,
+                    const struct th_component *log_as, const char *where, size_t open, size_t limit,
+                    bool limit_set)
+{
+    uint64_t refused;
+    if (th_conn_refusal_note(r, &refused)) {
+        th_log_warn(log_as,
+                    "refused %llu connection(s)%s since the last such line: %zu open, the "
+                    "limit is %zu (%s)",
+                    (unsigned long long)refused, where, open, limit,
+                    limit_set ? "max_connections" : "a quarter of the open files limit");
+    }
+    uv_tcp_t *t = th_malloc(sizeof(*t));
+    if (!t) {
+        return false;
+    }
+    uv_tcp_init(listener->loop, t);
+    uv_accept(listener, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, free_handle);
+    return true;
+}
+
+int th_h2o_conn_accept(uv_stream_t *listener, struct th_conn_watch *w, size_t *count,
+                       h2o_accept_ctx_t *actx, th_tls_server_t *tls,
+                       void (*on_closed)(uv_handle_t *h))
+{
+    struct th_h2o_conn *c = th_calloc(1, sizeof(*c));
+    if (!c) {
+        return TH_ENOMEM;
+    }
+    uv_tcp_init(listener->loop, &c->tcp);
+    uv_os_fd_t fd;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
+        uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 ||
+        th_conn_watch_add(w, &c->progress, fd) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, free_handle);
+        return TH_EIO;
+    }
+    (*count)++;
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_closed);
+    if (tls) {
+        actx->ssl_ctx = th_tls_server_ctx(tls);
+    }
+    h2o_accept(actx, sock);
+    return 0;
 }
 
 void th_conn_watch_tick(struct th_conn_watch *w, const struct th_component *log_as,

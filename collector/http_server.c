@@ -56,13 +56,6 @@ struct handler {
     th_http_server_t *srv;
 };
 
-/* One accepted connection: the socket h2o reads, and its progress (the handle comes first,
- * so the close callback's pointer is the connection's). */
-struct hconn {
-    uv_tcp_t tcp;
-    struct th_conn_progress progress;
-};
-
 /* ---- Requests ----------------------------------------------------------------------------- */
 
 const char *th_http_reason(int status)
@@ -163,18 +156,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- Connections -------------------------------------------------------------------------- */
 
-static void free_handle(uv_handle_t *h)
-{
-    th_free(h);
-}
-
 /* A connection h2o closed: one less against the limit. The server is found from the loop,
  * which it embeds. */
 static void on_conn_closed(uv_handle_t *h)
 {
     char *loop = (char *)h->loop;
     th_http_server_t *s = (th_http_server_t *)(loop - offsetof(struct th_http_server, loop));
-    struct hconn *c = (struct hconn *)h;
+    struct th_h2o_conn *c = (struct th_h2o_conn *)h;
     th_conn_watch_remove(&s->watch, &c->progress);
     s->n_conns--;
     th_free(c);
@@ -195,43 +183,13 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     }
     if (s->n_conns >= s->max_conns) {
-        /* Over the limit: accept and close at once, so the client is told now and the
-         * backlog keeps moving; say so at most once every ten seconds. */
-        uint64_t refused;
-        if (th_conn_refusal_note(&s->refusals, &refused)) {
-            th_log_warn(s->log_as,
-                        "refused %llu connection(s) since the last such line: %zu open, the "
-                        "limit is %zu (a quarter of the open files limit)",
-                        (unsigned long long)refused, s->n_conns, s->max_conns);
-        }
-        uv_tcp_t *t = th_malloc(sizeof(*t));
-        if (t) {
-            uv_tcp_init(listener->loop, t);
-            uv_accept(listener, (uv_stream_t *)t);
-            uv_close((uv_handle_t *)t, free_handle);
-        }
+        th_conn_refuse(listener, &s->refusals, s->log_as, "", s->n_conns, s->max_conns, false);
         return;
     }
-    struct hconn *hc = th_calloc(1, sizeof(*hc));
-    if (!hc) {
+    if (th_h2o_conn_accept(listener, &s->watch, &s->n_conns, &s->accept_ctx, s->tls,
+                           on_conn_closed) == TH_ENOMEM) {
         th_log_warn(s->log_as, "out of memory accepting a connection");
-        return;
     }
-    uv_tcp_t *conn = &hc->tcp;
-    uv_tcp_init(listener->loop, conn);
-    uv_os_fd_t fd;
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0 || uv_fileno((uv_handle_t *)conn, &fd) != 0 ||
-        th_conn_watch_add(&s->watch, &hc->progress, fd) != 0) {
-        uv_close((uv_handle_t *)conn, free_handle);
-        return;
-    }
-    s->n_conns++;
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_closed);
-    if (s->tls) {
-        /* The current context: a certificate reload takes effect for new connections. */
-        s->accept_ctx.ssl_ctx = th_tls_server_ctx(s->tls);
-    }
-    h2o_accept(&s->accept_ctx, sock);
 }
 
 /* ---- Stop --------------------------------------------------------------------------------- */

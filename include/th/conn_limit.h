@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 /** The smallest and largest default limit (see th_conn_limit_default()). */
 #define TH_CONN_LIMIT_MIN 64
 #define TH_CONN_LIMIT_MAX 65536
@@ -144,6 +146,42 @@ bool th_conn_watch_sweep(struct th_conn_watch *w, uint64_t now_ns, uint64_t *log
 bool th_conn_watch_sweep_writes(struct th_conn_watch *w, uint64_t now_ns, uint64_t *log_count);
 
 struct th_component;
+struct st_h2o_accept_ctx_t;
+struct th_tls_server;
+struct uv_stream_s;
+
+/**
+ * Over the limit: accept the pending connection of @p listener and close it at once (the
+ * client sees EOF or a reset now, and the backlog keeps moving), and count it in @p r, with a
+ * line "refused N connection(s)<where> since the last such line: ..." at most once every
+ * TH_CONN_REFUSAL_LOG_NS, logged as @p log_as.
+ * @param[in] where e.g. " on 127.0.0.1:4318", or "".
+ * @param[in] limit_set whether max_connections set @p limit (the line names its source).
+ * @return false when there was no memory for a handle (nothing was accepted).
+ */
+bool th_conn_refuse(struct uv_stream_s *listener, struct th_conn_refusals *r,
+                    const struct th_component *log_as, const char *where, size_t open, size_t limit,
+                    bool limit_set);
+
+/** One connection of an h2o server that th_h2o_conn_accept() made. */
+struct th_h2o_conn {
+    uv_tcp_t tcp; /**< first: h2o's close callback is given this handle */
+    struct th_conn_progress progress;
+};
+
+/**
+ * Accept a connection of an h2o server: watched by @p w (the progress deadline), then handed
+ * to h2o, over TLS with the context current now when @p tls is set (so a reloaded certificate
+ * serves new connections).
+ * @param[in,out] count the server's open connections: one more before h2o gets it (h2o may
+ *                close it at once, and on_closed then counts it down).
+ * @param[in] on_closed h2o's close callback: it gets the struct th_h2o_conn, removes it from
+ *            the watch, counts it down and frees it.
+ * @return 0, or TH_ENOMEM / TH_EIO (nothing is left open or counted).
+ */
+int th_h2o_conn_accept(struct uv_stream_s *listener, struct th_conn_watch *w, size_t *count,
+                       struct st_h2o_accept_ctx_t *actx, struct th_tls_server *tls,
+                       void (*on_closed)(uv_handle_t *h));
 
 /**
  * One tick of a server's sweep timer: both sweeps above, each with its rate-limited line,

@@ -992,32 +992,15 @@ static void on_reject_closed(uv_handle_t *h)
     maybe_finish(s);
 }
 
-static void free_handle(uv_handle_t *h)
-{
-    th_free(h);
-}
-
-/* Over the connection limit: accept and close at once (the client sees a reset or EOF and
- * retries later), and say so at most once every ten seconds. @return false when there was no
- * memory for a handle, so the caller falls back to its spare. */
+/* Over the connection limit: accept and close at once, and say so at most once every ten
+ * seconds. @return false when there was no memory for a handle, so the caller falls back to
+ * its spare. */
 static bool refuse(th_otlp_http_server_t *s, uv_stream_t *listener)
 {
-    uint64_t refused;
-    if (th_conn_refusal_note(&s->refusals, &refused)) {
-        th_log_warn(s->owner,
-                    "refused %llu connection(s) on %s since the last such line: %zu open, the "
-                    "limit is %zu (%s)",
-                    (unsigned long long)refused, s->addr_text, s->n_conns, s->max_conns,
-                    s->max_conns_set ? "max_connections" : "a quarter of the open files limit");
-    }
-    uv_tcp_t *t = th_malloc(sizeof(*t));
-    if (!t) {
-        return false;
-    }
-    uv_tcp_init(s->loop, t);
-    uv_accept(listener, (uv_stream_t *)t);
-    uv_close((uv_handle_t *)t, free_handle);
-    return true;
+    char where[sizeof(s->addr_text) + 8];
+    snprintf(where, sizeof(where), " on %s", s->addr_text);
+    return th_conn_refuse(listener, &s->refusals, s->owner, where, s->n_conns, s->max_conns,
+                          s->max_conns_set);
 }
 
 /* The progress deadline's sweep: one timer per server, not one per connection. */
