@@ -142,8 +142,7 @@ static bool set(const char *s)
     return s && *s;
 }
 
-/* @return the OpenSSL version, @p dflt for "", or -1 for an unknown name. */
-static int version_of(const char *v, int dflt)
+int th_tls_version(const char *v, int dflt)
 {
     if (!set(v)) {
         return dflt;
@@ -256,8 +255,8 @@ int th_tls_server_cfg_check(const struct th_tls_server_cfg *cfg, const char *pat
                                : "key_file (or key_pem)");
         return TH_ECONFIG;
     }
-    int min = version_of(cfg->min_version, TLS1_2_VERSION);
-    int max = version_of(cfg->max_version, TLS1_3_VERSION);
+    int min = th_tls_version(cfg->min_version, TLS1_2_VERSION);
+    int max = th_tls_version(cfg->max_version, TLS1_3_VERSION);
     if (min < 0) {
         snprintf(err, errlen,
                  "%s::min_version: unknown TLS version \"%s\" (use 1.0, 1.1, 1.2 or "
@@ -385,8 +384,7 @@ static void material_free(struct material *m)
     *m = (struct material){0};
 }
 
-/* The newest OpenSSL error as text, or @p dflt; the queue is emptied. */
-static const char *ssl_reason(char *buf, size_t cap, const char *dflt)
+const char *th_tls_reason(char *buf, size_t cap, const char *dflt)
 {
     unsigned long e = ERR_peek_last_error();
     ERR_clear_error();
@@ -511,12 +509,12 @@ static int use_cert_chain(th_tls_server_t *t, SSL_CTX *ctx, const struct materia
     int ret = TH_ECONFIG;
     if (!leaf) {
         snprintf(err, errlen, "%s: no PEM certificate found (%s)", where,
-                 ssl_reason(eb, sizeof(eb), "empty"));
+                 th_tls_reason(eb, sizeof(eb), "empty"));
         goto out;
     }
     if (SSL_CTX_use_certificate(ctx, leaf) != 1) {
         snprintf(err, errlen, "%s: certificate refused: %s", where,
-                 ssl_reason(eb, sizeof(eb), "unknown error"));
+                 th_tls_reason(eb, sizeof(eb), "unknown error"));
         goto out;
     }
     X509 *ca;
@@ -524,7 +522,7 @@ static int use_cert_chain(th_tls_server_t *t, SSL_CTX *ctx, const struct materia
         if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
             X509_free(ca);
             snprintf(err, errlen, "%s: chain certificate refused: %s", where,
-                     ssl_reason(eb, sizeof(eb), "unknown error"));
+                     th_tls_reason(eb, sizeof(eb), "unknown error"));
             goto out;
         }
     }
@@ -547,7 +545,7 @@ static int use_key(th_tls_server_t *t, SSL_CTX *ctx, const struct material *m, c
     int ret = TH_ECONFIG;
     if (!key) {
         snprintf(err, errlen, "%s: no unencrypted PEM private key found (%s)", where,
-                 ssl_reason(eb, sizeof(eb), "empty"));
+                 th_tls_reason(eb, sizeof(eb), "empty"));
         goto out;
     }
     if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
@@ -588,7 +586,7 @@ static int use_client_ca(th_tls_server_t *t, SSL_CTX *ctx, const struct material
             X509_NAME_free(name);
             X509_free(ca);
             snprintf(err, errlen, "%s::client_ca_file \"%s\": certificate refused: %s", t->path,
-                     t->cfg.client_ca_file, ssl_reason(eb, sizeof(eb), "unknown error"));
+                     t->cfg.client_ca_file, th_tls_reason(eb, sizeof(eb), "unknown error"));
             goto out;
         }
         X509_free(ca);
@@ -656,7 +654,7 @@ static int use_ciphers(th_tls_server_t *t, SSL_CTX *ctx, char *err, size_t errle
     if (used > 0 && SSL_CTX_set_cipher_list(ctx, list) != 1) {
         char eb[256];
         snprintf(err, errlen, "%s::cipher_suites: refused by OpenSSL: %s", t->path,
-                 ssl_reason(eb, sizeof(eb), "no usable suite"));
+                 th_tls_reason(eb, sizeof(eb), "no usable suite"));
         goto out;
     }
     ret = 0;
@@ -681,7 +679,7 @@ static int use_curves(th_tls_server_t *t, SSL_CTX *ctx, char *err, size_t errlen
     if (SSL_CTX_set1_groups_list(ctx, list) != 1) {
         char eb[256];
         snprintf(err, errlen, "%s::curve_preferences: refused by OpenSSL: %s", t->path,
-                 ssl_reason(eb, sizeof(eb), "unknown group"));
+                 th_tls_reason(eb, sizeof(eb), "unknown group"));
         return TH_ECONFIG;
     }
     return 0;
@@ -730,12 +728,12 @@ static int build(th_tls_server_t *t, const struct material *m, SSL_CTX **out, ch
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
         snprintf(err, errlen, "%s: cannot create a TLS context: %s", t->path,
-                 ssl_reason(eb, sizeof(eb), "out of memory"));
+                 th_tls_reason(eb, sizeof(eb), "out of memory"));
         goto fail;
     }
     /* Checked by th_tls_server_cfg_check already. */
-    int min = version_of(t->cfg.min_version, TLS1_2_VERSION);
-    int max = version_of(t->cfg.max_version, TLS1_3_VERSION);
+    int min = th_tls_version(t->cfg.min_version, TLS1_2_VERSION);
+    int max = th_tls_version(t->cfg.max_version, TLS1_3_VERSION);
     if (SSL_CTX_set_min_proto_version(ctx, min) != 1 ||
         SSL_CTX_set_max_proto_version(ctx, max) != 1) {
         snprintf(err, errlen, "%s: TLS versions %s..%s refused by OpenSSL", t->path,

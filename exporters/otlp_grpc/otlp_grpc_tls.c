@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "exporters/otlp_grpc/otlp_grpc.h"
+#include "th/tls.h"
 
 struct th_otlp_grpc_exporter_tls_ctx {
     SSL_CTX *ctx;
@@ -33,39 +34,6 @@ static const unsigned char alpn_h2[] = {2, 'h', '2'};
 static bool set(const char *s)
 {
     return s && *s;
-}
-
-/* The newest OpenSSL error as text, or @p dflt when the queue is empty. */
-static const char *ssl_reason(char *buf, size_t cap, const char *dflt)
-{
-    unsigned long e = ERR_peek_last_error();
-    ERR_clear_error();
-    if (!e) {
-        return dflt;
-    }
-    const char *r = ERR_reason_error_string(e);
-    if (r) {
-        return r;
-    }
-    ERR_error_string_n(e, buf, cap);
-    return buf;
-}
-
-static int tls_version(const char *v, int dflt)
-{
-    if (!set(v)) {
-        return dflt;
-    }
-    if (!strcmp(v, "1.0")) {
-        return TLS1_VERSION;
-    }
-    if (!strcmp(v, "1.1")) {
-        return TLS1_1_VERSION;
-    }
-    if (!strcmp(v, "1.3")) {
-        return TLS1_3_VERSION;
-    }
-    return TLS1_2_VERSION;
 }
 
 /* Check a file can be opened, so a missing file is reported with errno's words rather than
@@ -123,7 +91,7 @@ static int load_client_cert(SSL_CTX *ctx, const struct th_otlp_grpc_exporter_tls
         }
         if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
             snprintf(err, errlen, "tls::cert_file \"%s\": %s", cfg->cert_file,
-                     ssl_reason(buf, sizeof(buf), "not a PEM certificate"));
+                     th_tls_reason(buf, sizeof(buf), "not a PEM certificate"));
             return TH_ECONFIG;
         }
     } else if (set(cfg->cert_pem)) {
@@ -141,7 +109,7 @@ static int load_client_cert(SSL_CTX *ctx, const struct th_otlp_grpc_exporter_tls
         BIO_free(bio);
         if (!ok) {
             snprintf(err, errlen, "tls::cert_pem: %s",
-                     ssl_reason(buf, sizeof(buf), "not a PEM certificate"));
+                     th_tls_reason(buf, sizeof(buf), "not a PEM certificate"));
             return TH_ECONFIG;
         }
         ERR_clear_error();
@@ -153,7 +121,7 @@ static int load_client_cert(SSL_CTX *ctx, const struct th_otlp_grpc_exporter_tls
         if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1) {
             snprintf(err, errlen, "tls::key_file \"%s\": %s", cfg->key_file,
                      key_mismatch() ? "the key does not match the client certificate"
-                                    : ssl_reason(buf, sizeof(buf), "not a PEM private key"));
+                                    : th_tls_reason(buf, sizeof(buf), "not a PEM private key"));
             ERR_clear_error();
             return TH_ECONFIG;
         }
@@ -166,7 +134,7 @@ static int load_client_cert(SSL_CTX *ctx, const struct th_otlp_grpc_exporter_tls
         if (!ok) {
             snprintf(err, errlen, "tls::key_pem: %s",
                      key_mismatch() ? "the key does not match the client certificate"
-                                    : ssl_reason(buf, sizeof(buf), "not a PEM private key"));
+                                    : th_tls_reason(buf, sizeof(buf), "not a PEM private key"));
             ERR_clear_error();
             return TH_ECONFIG;
         }
@@ -194,8 +162,8 @@ int th__otlp_grpc_exporter_tls_ctx_create(const struct th_otlp_grpc_exporter_tls
         goto fail;
     }
     ret = TH_ECONFIG;
-    SSL_CTX_set_min_proto_version(c->ctx, tls_version(cfg->min_version, TLS1_2_VERSION));
-    SSL_CTX_set_max_proto_version(c->ctx, tls_version(cfg->max_version, 0));
+    SSL_CTX_set_min_proto_version(c->ctx, th_tls_version(cfg->min_version, TLS1_2_VERSION));
+    SSL_CTX_set_max_proto_version(c->ctx, th_tls_version(cfg->max_version, 0));
     c->verify = !cfg->insecure_skip_verify;
     SSL_CTX_set_verify(c->ctx, c->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
     if (set(cfg->ca_file)) {
@@ -204,7 +172,7 @@ int th__otlp_grpc_exporter_tls_ctx_create(const struct th_otlp_grpc_exporter_tls
         }
         if (SSL_CTX_load_verify_locations(c->ctx, cfg->ca_file, NULL) != 1) {
             snprintf(err, errlen, "tls::ca_file \"%s\": %s", cfg->ca_file,
-                     ssl_reason(buf, sizeof(buf), "no PEM certificate found"));
+                     th_tls_reason(buf, sizeof(buf), "no PEM certificate found"));
             goto fail;
         }
     } else if (set(cfg->ca_pem)) {
@@ -217,7 +185,7 @@ int th__otlp_grpc_exporter_tls_ctx_create(const struct th_otlp_grpc_exporter_tls
     if ((!set(cfg->ca_file) && !set(cfg->ca_pem)) || cfg->include_system_ca_certs_pool) {
         if (SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
             snprintf(err, errlen, "tls: the system's trusted certificates cannot be loaded: %s",
-                     ssl_reason(buf, sizeof(buf), "unknown error"));
+                     th_tls_reason(buf, sizeof(buf), "unknown error"));
             goto fail;
         }
     }
@@ -336,7 +304,7 @@ int th__otlp_grpc_exporter_tls_handshake(th_otlp_grpc_exporter_tls_t *s, char *e
         ERR_clear_error();
     } else {
         snprintf(err, errlen, "TLS handshake failed: %s",
-                 ssl_reason(buf, sizeof(buf), "protocol error"));
+                 th_tls_reason(buf, sizeof(buf), "protocol error"));
     }
     return TH_EPERM;
 }

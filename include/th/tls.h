@@ -137,6 +137,18 @@ int th_tls_server_load(th_tls_server_t *t, char *err, size_t errlen);
  */
 SSL_CTX *th_tls_server_ctx(th_tls_server_t *t);
 
+/**
+ * The OpenSSL protocol version of a configtls name ("1.0" .. "1.3").
+ * @return the version, @p dflt for NULL or "", or -1 for an unknown name.
+ */
+int th_tls_version(const char *name, int dflt);
+
+/**
+ * The newest OpenSSL error of this thread as text (its reason string, else the full error
+ * string in @p buf), or @p dflt when there is none; the thread's error queue is emptied.
+ */
+const char *th_tls_reason(char *buf, size_t cap, const char *dflt);
+
 /** @return how many times a changed set of files was loaded (the first load counts). */
 uint64_t th_tls_server_generation(const th_tls_server_t *t);
 
