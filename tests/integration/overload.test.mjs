@@ -37,13 +37,13 @@ import { Worker } from 'node:worker_threads';
 import { test } from 'node:test';
 
 import { context as otelContext, trace } from '@opentelemetry/api';
-import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as HttpExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 import { BIN, freePorts, Tracehouse } from './lib/harness.mjs';
+import { sdkExport } from './lib/sdk.mjs';
 
 const PB_URL = new URL('./lib/pb.mjs', import.meta.url).href;
 const EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
@@ -120,32 +120,6 @@ function get(port, p, timeoutMs = 10_000) {
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', (err) => resolve({ status: 0, body: String(err), ms: performance.now() - t0 }));
   });
-}
-
-/** Send @p n spans of service @p service through the SDK; throws unless the export succeeded. */
-async function sdkExport(exporter, service, n = 5) {
-  const results = [];
-  const capture = {
-    export(spans, done) {
-      exporter.export(spans, (r) => { results.push(r); done(r); });
-    },
-    shutdown: () => exporter.shutdown(),
-    forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
-  };
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': service }),
-    spanProcessors: [new BatchSpanProcessor(capture)],
-  });
-  const tracer = provider.getTracer('overload-it');
-  for (let i = 0; i < n; i++) {
-    tracer.startSpan(`op-${i}`).end();
-  }
-  await provider.forceFlush();
-  await provider.shutdown();
-  assert.ok(results.length > 0, 'the SDK exported something');
-  for (const r of results) {
-    assert.equal(r.code, ExportResultCode.SUCCESS, `${service}: export failed: ${r.error}`);
-  }
 }
 
 /** Poll the query API until service @p service has @p n spans stored. */

@@ -10,13 +10,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 
-import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 import { freePorts, Tracehouse } from './lib/harness.mjs';
+import { sdkExport } from './lib/sdk.mjs';
 
 let th;
 let grpcPort;
@@ -69,32 +67,6 @@ after(async () => {
   }
 });
 
-/** Send @p n spans through the SDK with @p exporter; resolves when the export succeeded. */
-async function sendSpans(exporter, n, service) {
-  const results = [];
-  const capture = {
-    export(spans, done) {
-      exporter.export(spans, (r) => { results.push(r); done(r); });
-    },
-    shutdown: () => exporter.shutdown(),
-    forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
-  };
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': service }),
-    spanProcessors: [new BatchSpanProcessor(capture)],
-  });
-  const tracer = provider.getTracer('telemetry-it');
-  for (let i = 0; i < n; i++) {
-    tracer.startSpan(`op-${i}`).end();
-  }
-  await provider.forceFlush();
-  await provider.shutdown();
-  assert.ok(results.length > 0, 'the SDK exported something');
-  for (const r of results) {
-    assert.equal(r.code, ExportResultCode.SUCCESS, `export failed: ${r.error}`);
-  }
-}
-
 async function scrape() {
   const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
   assert.equal(res.status, 200);
@@ -125,8 +97,8 @@ async function scrapeUntil(pred, ms = 10_000) {
 }
 
 test('spans over HTTP and gRPC are counted per transport, exported, stored', async () => {
-  await sendSpans(new ProtoExporter({ url: `http://127.0.0.1:${th.port}/v1/traces` }), 7, 'via-http');
-  await sendSpans(new GrpcExporter({ url: `http://127.0.0.1:${grpcPort}` }), 5, 'via-grpc');
+  await sdkExport(new ProtoExporter({ url: `http://127.0.0.1:${th.port}/v1/traces` }), 'via-http', 7);
+  await sdkExport(new GrpcExporter({ url: `http://127.0.0.1:${grpcPort}` }), 'via-grpc', 5);
   const q = await fetch(`http://127.0.0.1:${queryPort}/api/services`);
   assert.equal(q.status, 200);
   await q.text();
